@@ -1,0 +1,1 @@
+"""Turning detections into masks and masked pixels."""

@@ -1,0 +1,125 @@
+"""Run a whole batch: photos across a process pool, videos one at a time. Never prints."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, replace
+
+from blur.config import Settings
+from blur.discover import Job, Plan
+from blur.media.kinds import Kind
+from blur.pipeline import Engine, build_engine, process_photo
+from blur.report import FileResult, Status
+
+OnResult = Callable[[FileResult], None]
+OnFrames = Callable[[Job, int, int | None], None]
+"""Called with (job, frames done, total frames or None) while a video is processed."""
+
+_WORKER_ENGINE: Engine | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchOptions:
+    """How the batch runs: worker processes for photos (0 = one per core)."""
+
+    jobs: int = 0
+
+
+def _not_processed(job: Job) -> FileResult:
+    status = Status.skipped if job.plan is Plan.skip else Status.failed
+    return FileResult(source=str(job.source), status=status, kind=job.kind.value, reason=job.reason)
+
+
+def _guarded(job: Job, engine: Engine, on_frames: OnFrames | None = None) -> FileResult:
+    """Process one job; an unexpected exception fails the file instead of the batch."""
+    start = time.perf_counter()
+    try:
+        if job.kind is Kind.video:
+            from blur.videoproc import process_video  # noqa: PLC0415 - PyAV only when needed
+
+            return process_video(job, engine, on_frames)
+        return process_photo(job, engine)
+    except Exception as exc:  # noqa: BLE001 - fail closed on anything unforeseen
+        if job.output is not None:
+            for partial in job.output.parent.glob(f".{job.output.stem}.*.blur-partial*"):
+                partial.unlink(missing_ok=True)
+        reason = f"{job.source}: internal error ({type(exc).__name__}: {exc}); no output written"
+        return FileResult(
+            source=str(job.source), status=Status.failed, kind=job.kind.value, reason=reason,
+            seconds=time.perf_counter() - start,
+        )
+
+
+def _init_worker(settings: Settings, threads: int) -> None:
+    global _WORKER_ENGINE  # noqa: PLW0603 - one engine per worker process, built once
+    detector = replace(settings.detector, threads=threads)
+    _WORKER_ENGINE = build_engine(replace(settings, detector=detector))
+
+
+def _work(job: Job) -> FileResult:
+    if _WORKER_ENGINE is None:  # pragma: no cover - initializer always runs first
+        msg = "worker engine missing"
+        raise RuntimeError(msg)
+    return _guarded(job, _WORKER_ENGINE)
+
+
+def run_batch(
+    jobs: list[Job],
+    settings: Settings,
+    options: BatchOptions,
+    on_result: OnResult | None = None,
+    on_frames: OnFrames | None = None,
+    engine: Engine | None = None,
+) -> list[FileResult]:
+    """Process every job and return results in input order.
+
+    Photos run in `options.jobs` worker processes (each builds its detector once); videos run in
+    this process, since their decode, detect and encode already overlap.
+    """
+    emit = on_result or (lambda _r: None)
+    results: dict[int, FileResult] = {}
+    photos = [(i, j) for i, j in enumerate(jobs) if j.plan is Plan.process and j.kind is Kind.image]
+    videos = [(i, j) for i, j in enumerate(jobs) if j.plan is Plan.process and j.kind is Kind.video]
+    for i, job in enumerate(jobs):
+        if job.plan is not Plan.process:
+            results[i] = _not_processed(job)
+            emit(results[i])
+    cores = os.cpu_count() or 1
+    workers = min(options.jobs or cores, len(photos))
+    if workers > 1:
+        _run_pool(photos, settings, workers, max(1, cores // workers), results, emit)
+    elif photos or videos:
+        engine = engine or build_engine(settings)
+        for i, job in photos:
+            results[i] = _guarded(job, engine)
+            emit(results[i])
+    if videos:
+        engine = engine or build_engine(settings)
+        for i, job in videos:
+            results[i] = _guarded(job, engine, on_frames)
+            emit(results[i])
+    return [results[i] for i in range(len(jobs))]
+
+
+def _run_pool(
+    photos: list[tuple[int, Job]], settings: Settings, workers: int, threads: int,
+    results: dict[int, FileResult], emit: OnResult,
+) -> None:
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, context, initializer=_init_worker, initargs=(settings, threads)) as pool:
+        futures: dict[Future[FileResult], int] = {pool.submit(_work, job): i for i, job in photos}
+        for future in as_completed(futures):
+            i = futures[future]
+            try:
+                results[i] = future.result()
+            except Exception as exc:  # noqa: BLE001 - a dead worker fails its file, not the batch
+                job = photos[[k for k, _ in photos].index(i)][1]
+                results[i] = FileResult(
+                    source=str(job.source), status=Status.failed, kind="image",
+                    reason=f"{job.source}: worker failed ({type(exc).__name__}: {exc}); no output written",
+                )
+            emit(results[i])

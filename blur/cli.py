@@ -1,0 +1,144 @@
+"""The `blur` command line. Thin: parse options, build settings, call the library, render results."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from blur import __version__
+from blur.config import DEFAULT_MASK_SCALE, DetectorConfig, MaskConfig, MaskMode, MaskShape, Settings
+
+app = typer.Typer(
+    name="blur",
+    help="Find every face in photos and videos and make it unrecognisable before publication.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,  # locals may hold paths and pixels of the people we protect
+    add_completion=False,
+)
+
+
+class Backend(str, Enum):
+    """Detector backends offered on the command line."""
+
+    centerface = "centerface"
+    mediapipe = "mediapipe"
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"blur {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    """Find every face in photos and videos and make it unrecognisable before publication."""
+
+
+PathsArg = Annotated[list[Path], typer.Argument(help="Photos, videos or folders (walked recursively).")]
+BackendOpt = Annotated[Backend, typer.Option("--backend", "-b", help="Face detector.")]
+ThresholdOpt = Annotated[
+    float | None, typer.Option("--threshold", "-t", min=0.01, max=0.99, help="Detection score threshold.")
+]
+MultiscaleOpt = Annotated[
+    bool, typer.Option("--multiscale/--no-multiscale", help="Extra upscaled passes that find small faces.")
+]
+ProviderOpt = Annotated[
+    list[str] | None, typer.Option("--ep", help="ONNX Runtime execution provider (repeatable), e.g. CUDAExecutionProvider.")
+]
+
+
+def _detector_config(backend: Backend, threshold: float | None, multiscale: bool, ep: list[str] | None) -> DetectorConfig:
+    return DetectorConfig(backend=backend.value, threshold=threshold, multiscale=multiscale, providers=tuple(ep or ()))
+
+
+@app.command()
+def anonymize(  # noqa: PLR0913 - a CLI entry point takes its options flat
+    paths: PathsArg,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output folder; it mirrors each input folder.")],
+    report: Annotated[Path | None, typer.Option("--report", help="Write a JSON report here.")] = None,
+    mode: Annotated[MaskMode, typer.Option("--mode", "-m", help="Look of masked faces; all fill first.")] = MaskMode.fill,
+    shape: Annotated[MaskShape, typer.Option("--shape", help="Mask outline.")] = MaskShape.ellipse,
+    mask_scale: Annotated[
+        float, typer.Option("--mask-scale", min=1.0, max=4.0, help="Mask size relative to the detector's box.")
+    ] = DEFAULT_MASK_SCALE,
+    backend: BackendOpt = Backend.centerface,
+    threshold: ThresholdOpt = None,
+    multiscale: MultiscaleOpt = True,
+    verify: Annotated[
+        bool, typer.Option("--verify/--no-verify", help="Re-detect on the anonymized picture and mask what is found.")
+    ] = True,
+    quality: Annotated[int, typer.Option("--quality", min=50, max=100, help="JPEG/WebP/HEIF quality.")] = 92,
+    crf: Annotated[int, typer.Option("--crf", min=0, max=51, help="Video quality (lower is better).")] = 18,
+    audio: Annotated[bool, typer.Option("--audio/--no-audio", help="Keep audio (voices can identify people).")] = True,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=0, help="Worker processes for photos (0: one per core).")] = 0,
+    ep: ProviderOpt = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Anonymize every face in PATHS and write clean copies under --output."""
+    from blur.cli_run import run_anonymize  # noqa: PLC0415 - heavy imports only when a command runs
+
+    settings = Settings(
+        detector=_detector_config(backend, threshold, multiscale, ep),
+        mask=MaskConfig(mode=mode, shape=shape, scale=mask_scale),
+        verify=verify,
+        jpeg_quality=quality,
+        video_crf=crf,
+        keep_audio=audio,
+    )
+    code = run_anonymize(paths, output, settings, report=report, jobs=jobs, quiet=quiet, console=Console(stderr=True, soft_wrap=True))
+    raise typer.Exit(code)
+
+
+@app.command()
+def detect(
+    paths: PathsArg,
+    as_json: Annotated[bool, typer.Option("--json", help="Print detections as JSON.")] = False,
+    backend: BackendOpt = Backend.centerface,
+    threshold: ThresholdOpt = None,
+    multiscale: MultiscaleOpt = True,
+    ep: ProviderOpt = None,
+) -> None:
+    """Print the faces found in photos (boxes in the upright picture's pixels), writing no images."""
+    from blur.cli_run import run_detect  # noqa: PLC0415
+
+    cfg = _detector_config(backend, threshold, multiscale, ep)
+    code, payload = run_detect(paths, cfg)
+    if as_json:
+        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+    else:
+        _print_detections(payload)
+    raise typer.Exit(code)
+
+
+def _print_detections(payload: dict[str, Any]) -> None:
+    for item in payload["files"]:
+        if item["status"] != "ok":
+            typer.echo(f"{item['source']}: {item['status']}: {item['reason']}", err=True)
+            continue
+        typer.echo(f"{item['source']}: {len(item['faces'])} face(s)")
+        for face in item["faces"]:
+            typer.echo(f"  box {face['box']} score {face['score']}")
+
+
+@app.command()
+def sample(
+    folder: Annotated[Path, typer.Argument(help="Where to create the sample folder.")] = Path("blur-sample"),
+) -> None:
+    """Create a sample folder of photos built from public-domain pictures shipped with scikit-image."""
+    from blur.sample import make_sample  # noqa: PLC0415
+
+    start = time.perf_counter()
+    files = make_sample(folder)
+    typer.echo(f"wrote {len(files)} sample files under {folder} in {time.perf_counter() - start:.1f}s")

@@ -1,0 +1,77 @@
+"""Frozen settings objects passed from the CLI down to the library."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+
+DEFAULT_MASK_SCALE = 1.5
+"""Mask size over the detector box: an ellipse this size covers the whole box plus forehead, chin and ears."""
+
+
+class MaskMode(str, Enum):
+    """How a masked region looks. Every mode fills first, so none can be reversed."""
+
+    fill = "fill"
+    pixelate = "pixelate"
+    blur = "blur"
+
+
+class MaskShape(str, Enum):
+    """Outline of each mask."""
+
+    ellipse = "ellipse"
+    box = "box"
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorConfig:
+    """What detector to build and how to run it.
+
+    Attributes:
+        backend: registry name, e.g. "centerface" or "mediapipe".
+        threshold: minimum score of a kept detection; None picks the backend's tuned default.
+        model_path: a user-supplied model file instead of the packaged one.
+        providers: ONNX Runtime execution providers in order of preference; empty means the best available.
+        threads: intra-op threads for the runtime; 0 lets the runtime decide.
+        multiscale: run the extra passes that find small faces (CenterFace).
+    """
+
+    backend: str = "centerface"
+    threshold: float | None = None
+    model_path: Path | None = None
+    providers: tuple[str, ...] = ()
+    threads: int = 0
+    multiscale: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class MaskConfig:
+    """How detections become masked pixels.
+
+    Attributes:
+        mode: the look of the mask; the region is always filled first.
+        shape: ellipse (default) or box.
+        scale: how much larger than the detector's box the mask is, to reach forehead, chin and ears.
+        colour: RGB fill colour.
+    """
+
+    mode: MaskMode = MaskMode.fill
+    shape: MaskShape = MaskShape.ellipse
+    scale: float = DEFAULT_MASK_SCALE
+    colour: tuple[int, int, int] = (0, 0, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything one `blur anonymize` run needs besides the paths."""
+
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    mask: MaskConfig = field(default_factory=MaskConfig)
+    verify: bool = True
+    jpeg_quality: int = 92
+    video_crf: int = 18
+    keep_audio: bool = True
+    overwrite: bool = False

@@ -1,0 +1,129 @@
+"""Photos: decode fully with orientation baked in; encode a fresh file that carries no metadata.
+
+Nothing from the input container is copied to the output: no EXIF (GPS, serials, maker notes,
+thumbnails), XMP, IPTC, Photoshop blocks, comments, text chunks, MPF images or trailing data.
+An embedded ICC profile is applied to the pixels (converted to sRGB) and then dropped, because
+profiles carry free text (descriptions, copyright, sometimes device names).
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageCms, ImageOps
+
+from blur.errors import MediaReadError, MediaWriteError, UnsupportedMediaError
+from blur.types import Frame
+
+MAX_PIXELS = 200_000_000
+"""Refuse images above 200 MP (decompression-bomb guard; 45 MP camera files pass easily)."""
+
+_HEIF_REGISTERED = False
+
+
+def _register_heif() -> None:
+    global _HEIF_REGISTERED  # noqa: PLW0603 - a one-time plugin registration, not state
+    if not _HEIF_REGISTERED:
+        from pillow_heif import register_heif_opener  # noqa: PLC0415
+
+        register_heif_opener(thumbnails=False)
+        _HEIF_REGISTERED = True
+
+
+@dataclass(frozen=True, slots=True)
+class Photo:
+    """A decoded photo: upright RGB pixels, an optional alpha plane, and its source format."""
+
+    rgb: Frame
+    alpha: np.ndarray | None
+    format: str
+    notes: tuple[str, ...] = ()
+
+
+def _to_srgb(image: Image.Image, notes: list[str]) -> Image.Image:
+    icc = image.info.get("icc_profile")
+    if not icc:
+        return image
+    try:
+        src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        dst = ImageCms.createProfile("sRGB")
+        mode = "RGBA" if image.mode == "RGBA" else "RGB"
+        converted = ImageCms.profileToProfile(image.convert(mode), src, dst, outputMode=mode)
+    except (ImageCms.PyCMSError, OSError, ValueError):
+        notes.append("embedded colour profile could not be applied; colours may shift slightly")
+        return image
+    notes.append("colour profile converted to sRGB and removed")
+    return converted if converted is not None else image
+
+
+def read_photo(path: Path, fmt: str) -> Photo:
+    """Decode a whole photo, apply its EXIF orientation and return upright RGB pixels.
+
+    Raises:
+        MediaReadError: truncated, corrupt, too large, animated, or not the format `fmt`.
+    """
+    if fmt == "HEIF":
+        _register_heif()
+    notes: list[str] = []
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            Image.MAX_IMAGE_PIXELS = MAX_PIXELS // 2  # Pillow errors at twice this
+            with Image.open(path, formats=[fmt]) as image:
+                if getattr(image, "n_frames", 1) > 1 and fmt != "TIFF":
+                    msg = f"{path}: animated or multi-image {fmt} files are not supported"
+                    raise MediaReadError(msg)
+                image.load()
+                upright = ImageOps.exif_transpose(image)
+                upright = _to_srgb(upright, notes)
+                alpha = None
+                if upright.mode in ("RGBA", "LA", "PA") or (upright.mode == "P" and "transparency" in upright.info):
+                    rgba = upright.convert("RGBA")
+                    alpha = np.asarray(rgba)[:, :, 3].copy()
+                    rgb = np.asarray(rgba.convert("RGB"), dtype=np.uint8).copy()
+                else:
+                    rgb = np.asarray(upright.convert("RGB"), dtype=np.uint8).copy()
+    except MediaReadError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        msg = f"{path}: image too large ({exc}); refusing a possible decompression bomb"
+        raise MediaReadError(msg) from exc
+    except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as exc:
+        msg = f"{path}: cannot decode as {fmt}: {exc}"
+        raise MediaReadError(msg) from exc
+    return Photo(rgb=rgb, alpha=alpha, format=fmt, notes=tuple(notes))
+
+
+def encode_photo(rgb: Frame, alpha: np.ndarray | None, fmt: str, quality: int) -> bytes:
+    """Encode pixels into a brand-new file of format `fmt` with no metadata at all.
+
+    Raises:
+        MediaWriteError: the encoder failed.
+    """
+    if fmt == "HEIF":
+        _register_heif()
+    image = Image.fromarray(rgb, "RGB")
+    if alpha is not None and fmt in ("PNG", "WEBP", "TIFF", "HEIF"):
+        image.putalpha(Image.fromarray(alpha, "L"))
+    buffer = io.BytesIO()
+    options: dict[str, object] = {}
+    if fmt == "JPEG":
+        options = {"quality": quality, "optimize": True, "subsampling": "4:2:0" if quality < 95 else "4:4:4"}
+    elif fmt == "WEBP":
+        options = {"quality": quality, "method": 4}
+    elif fmt == "HEIF":
+        options = {"quality": quality}
+    elif fmt == "TIFF":
+        options = {"compression": "tiff_lzw"}
+    elif fmt == "PNG":
+        options = {"optimize": False, "compress_level": 6}
+    try:
+        image.save(buffer, format=fmt, **options)
+    except (OSError, ValueError, KeyError) as exc:
+        msg = f"cannot encode {fmt}: {exc}"
+        raise MediaWriteError(msg) from exc
+    return buffer.getvalue()

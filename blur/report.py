@@ -1,0 +1,91 @@
+"""Per-file results and the batch report."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+
+class Status(str, Enum):
+    """Outcome of one file."""
+
+    ok = "ok"
+    failed = "failed"
+    skipped = "skipped"
+
+
+@dataclass(frozen=True, slots=True)
+class FileResult:
+    """What happened to one input file.
+
+    Attributes:
+        faces: faces masked (for video: face detections masked over all frames).
+        flagged: faces the second pass still found on the anonymized picture and then masked too.
+        frames: frames written (video only).
+        tracks: face tracks (video only).
+    """
+
+    source: str
+    status: Status
+    output: str | None = None
+    kind: str = ""
+    reason: str = ""
+    faces: int = 0
+    flagged: int = 0
+    seconds: float = 0.0
+    frames: int | None = None
+    tracks: int | None = None
+    notes: tuple[str, ...] = ()
+    detections: tuple[dict[str, Any], ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        data = asdict(self)
+        data["status"] = self.status.value
+        data["seconds"] = round(self.seconds, 3)
+        data["notes"] = list(self.notes)
+        if not self.detections:
+            data.pop("detections")
+        else:
+            data["detections"] = list(self.detections)
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """Counts over a batch."""
+
+    ok: int
+    failed: int
+    skipped: int
+    faces: int
+    flagged_files: int
+    seconds: float
+
+
+def summarise(results: list[FileResult], seconds: float) -> Summary:
+    """Count outcomes and faces."""
+    return Summary(
+        ok=sum(r.status is Status.ok for r in results),
+        failed=sum(r.status is Status.failed for r in results),
+        skipped=sum(r.status is Status.skipped for r in results),
+        faces=sum(r.faces for r in results),
+        flagged_files=sum(r.flagged > 0 for r in results),
+        seconds=seconds,
+    )
+
+
+def write_report(path: Path, results: list[FileResult], summary: Summary, meta: dict[str, Any]) -> None:
+    """Write the JSON report atomically."""
+    payload = {
+        **meta,
+        "summary": {**asdict(summary), "seconds": round(summary.seconds, 3)},
+        "files": [r.to_dict() for r in results],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.replace(path)

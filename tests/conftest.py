@@ -1,0 +1,83 @@
+"""Shared fixtures: real faces from scikit-image, a real detector loaded once, a CLI runner."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from blur.config import DetectorConfig, Settings
+from blur.pipeline import Engine, build_engine
+from blur.sample import astronaut
+from blur.types import Detections, Frame
+
+ASTRO_FACE = (175, 54, 275, 180)
+"""The astronaut's face (x1, y1, x2, y2) in scikit-image's 512×512 portrait."""
+
+
+@pytest.fixture(scope="session")
+def astro() -> Frame:
+    """The public-domain astronaut portrait, RGB."""
+    return astronaut()
+
+
+@pytest.fixture(scope="session")
+def engine() -> Engine:
+    """The default CenterFace engine, built once for the session."""
+    return build_engine(Settings())
+
+
+@pytest.fixture(scope="session")
+def plain_engine() -> Engine:
+    """CenterFace, single pass, no verification: a cheap re-detector for checking outputs."""
+    return build_engine(Settings(detector=DetectorConfig(multiscale=False, threshold=0.3), verify=False))
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    """Typer's CLI runner."""
+    return CliRunner()
+
+
+def sha256(path: Path) -> str:
+    """Hash a file's bytes."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def tree_hashes(root: Path) -> dict[str, str]:
+    """Hash every regular file under `root`."""
+    return {str(p.relative_to(root)): sha256(p) for p in sorted(root.rglob("*")) if p.is_file() and not p.is_symlink()}
+
+
+def faces_in(engine: Engine, frame: Frame, box: tuple[int, int, int, int], min_iou: float = 0.2) -> Detections:
+    """Detections of `engine` that overlap `box`."""
+    from blur.types import iou_matrix
+
+    dets = engine.detector.detect(frame)
+    if len(dets) == 0:
+        return dets
+    ious = iou_matrix(dets.xyxy, np.array([box], np.float32))[:, 0]
+    return dets[ious >= min_iou]
+
+
+def ssim_gray(a: Frame, b: Frame) -> float:
+    """Structural similarity of two RGB crops, on grey levels."""
+    from skimage.metrics import structural_similarity
+
+    ga = a.astype(np.float64).mean(axis=2)
+    gb = b.astype(np.float64).mean(axis=2)
+    return float(structural_similarity(ga, gb, data_range=255.0))
+
+
+@pytest.fixture
+def no_partials() -> Iterator[list[Path]]:
+    """Collect output folders; after the test, assert no temporary file was left in any of them."""
+    folders: list[Path] = []
+    yield folders
+    for folder in folders:
+        leftovers = [p for p in folder.rglob("*") if "blur-partial" in p.name]
+        assert not leftovers, f"partial files left behind: {leftovers}"
