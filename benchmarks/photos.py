@@ -120,7 +120,8 @@ def prepare_set(image_set: ImageSet, base_dir: Path) -> PreparedSet:
             continue
         faces = photo.faces
         if image_set.scale != 1:
-            img = cv2.resize(img, (w * image_set.scale, h * image_set.scale), interpolation=cv2.INTER_CUBIC)
+            size = (w * image_set.scale, h * image_set.scale)
+            img = np.asarray(cv2.resize(img, size, interpolation=cv2.INTER_CUBIC), dtype=np.uint8)
             faces = tuple(f.scaled(image_set.scale) for f in faces)
             h, w = img.shape[:2]
         faces = tuple(f for f in faces if inside(f, w, h))
@@ -692,6 +693,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if base.exists():
                 shutil.rmtree(base)
             results.append(run_set(image_set, base, args))
+            if args.workdir is None:  # free the disk before the next set; --workdir keeps everything
+                shutil.rmtree(base, ignore_errors=True)
         head, meta = header([p for p, _ in results], args)
         print(head)
         for prepared, metrics in results:

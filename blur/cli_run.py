@@ -20,6 +20,7 @@ from blur.errors import BlurError
 from blur.media.kinds import Kind
 from blur.pipeline import build_engine
 from blur.report import FileResult, Status, summarise, write_report
+from blur.textsafe import printable
 
 
 def _usage_problem(paths: list[Path], output: Path) -> str | None:
@@ -40,8 +41,8 @@ def _usage_problem(paths: list[Path], output: Path) -> str | None:
 
 
 def _safe(path: str) -> str:
-    """Show a file name without letting control characters or markup reach the terminal."""
-    return escape(path.encode("utf-8", "backslashreplace").decode("utf-8").replace("\n", "\\n"))
+    """Show a file name without letting control characters, raw bytes or markup reach the terminal."""
+    return escape(printable(path))
 
 
 def run_anonymize(  # noqa: PLR0913

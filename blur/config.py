@@ -7,7 +7,7 @@ from enum import Enum
 from pathlib import Path
 
 
-DEFAULT_MASK_SCALE = 1.5
+DEFAULT_MASK_SCALE = 1.4
 """Mask size over the detector box: an ellipse this size covers the whole box plus forehead, chin and ears."""
 
 

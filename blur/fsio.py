@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
+import stat
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from blur.errors import MediaWriteError
 
@@ -36,9 +39,24 @@ def atomic_output(dest: Path) -> Iterator[Path]:
         with tmp.open("rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, dest)
+        _fsync_folder(dest.parent)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename durable: fsync the folder entry (best effort; some filesystems refuse)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def write_bytes_atomic(dest: Path, data: bytes) -> None:
@@ -54,3 +72,30 @@ def write_bytes_atomic(dest: Path, data: bytes) -> None:
     except OSError as exc:
         msg = f"{dest}: cannot write output: {exc.strerror or exc}"
         raise MediaWriteError(msg) from exc
+
+
+def open_regular(path: Path) -> BinaryIO:
+    """Open an input for reading only if it is a regular file reached without a final symbolic link.
+
+    FIFOs and devices are refused before any read (so nothing blocks), and a file swapped for a link
+    after discovery is not followed.
+
+    Raises:
+        OSError: it cannot be opened, is a symbolic link, or is not a regular file.
+    """
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise OSError(errno.ELOOP, "symbolic link (not followed)", str(path)) from exc
+        raise
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise OSError(errno.EINVAL, "not a regular file (FIFO, device or folder)", str(path))
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise

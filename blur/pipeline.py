@@ -104,6 +104,8 @@ def process_photo(job: Job, engine: Engine) -> FileResult:
     except BlurError as exc:
         return replace(base, reason=str(exc), seconds=time.perf_counter() - start)
     faces = len(result.detections) + len(result.flagged)
+    listed = [{**d, "second_pass": False} for d in result.detections.to_list()]
+    listed += [{**d, "second_pass": True} for d in result.flagged.to_list()]
     return replace(
         base,
         status=Status.ok,
@@ -112,4 +114,5 @@ def process_photo(job: Job, engine: Engine) -> FileResult:
         flagged=len(result.flagged),
         seconds=time.perf_counter() - start,
         notes=photo.notes,
+        detections=tuple(listed),
     )

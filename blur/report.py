@@ -8,6 +8,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from blur.textsafe import unicode_clean
+
 
 class Status(str, Enum):
     """Outcome of one file."""
@@ -47,10 +49,7 @@ class FileResult:
         data["status"] = self.status.value
         data["seconds"] = round(self.seconds, 3)
         data["notes"] = list(self.notes)
-        if not self.detections:
-            data.pop("detections")
-        else:
-            data["detections"] = list(self.detections)
+        data["detections"] = list(self.detections)
         return data
 
 
@@ -87,5 +86,16 @@ def write_report(path: Path, results: list[FileResult], summary: Summary, meta: 
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.write_text(json.dumps(json_ready(payload), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     tmp.replace(path)
+
+
+def json_ready(value: Any) -> Any:
+    """Return `value` with every string made UTF-8 encodable (file names may hold undecodable bytes)."""
+    if isinstance(value, str):
+        return unicode_clean(value)
+    if isinstance(value, dict):
+        return {json_ready(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_ready(v) for v in value]
+    return value

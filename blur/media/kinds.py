@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
+from blur.fsio import open_regular
+
 
 class Kind(str, Enum):
     """Broad media family."""
@@ -63,8 +65,8 @@ def sniff_bytes(head: bytes) -> Sniffed:
 
 
 def sniff(path: Path) -> Sniffed:
-    """Identify a file from its content."""
-    with path.open("rb") as fh:
+    """Identify a file from its content (a regular file only: links, FIFOs and devices raise OSError)."""
+    with open_regular(path) as fh:
         return sniff_bytes(fh.read(64))
 
 

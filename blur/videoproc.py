@@ -1,0 +1,490 @@
+"""Anonymize one video: decode, detect on every frame, track, mask, encode, in three overlapping threads.
+
+    decode thread ──(queue)──> main thread: detect (batched), track, mask ──(queue)──> encode thread
+
+The decode thread demuxes and decodes (FFmpeg releases the GIL), turns each frame into upright RGB,
+makes the small copy the detector sees and flags scene cuts. The main thread runs the detector
+(ONNX Runtime releases the GIL) on batches of frames and feeds the tracker; it holds a lookahead
+window of frames and masks a frame only once no later detection can change its boxes
+(`TrackerConfig.horizon` frames). The encode thread converts, encodes and muxes, copying audio in
+between. Memory is bounded by the two queues plus the window, never the whole video.
+
+Any failure (decode error, truncated input, encoder error, frame count mismatch, failed
+verification) raises, so `atomic_output` deletes the partial file and nothing is published.
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import cv2
+import numpy as np
+
+from blur.anonymize.filters import anonymize
+from blur.anonymize.mask import build_mask
+from blur.detect import Detector, load_detector
+from blur.errors import BlurError, MediaReadError, MediaWriteError
+from blur.fsio import atomic_output
+from blur.media.video import (
+    AudioChunk,
+    AudioMode,
+    DecodedFrame,
+    OutputPlan,
+    VideoInfo,
+    VideoWriter,
+    audio_stream,
+    choose_audio,
+    decode_frames,
+    encode_spec,
+    open_input,
+    probe,
+    to_rgb,
+    upright,
+    verify_output,
+)
+from blur.report import FileResult, Status
+from blur.temporal import CutConfig, CutDetector, Tracker, TrackerConfig
+from blur.types import Detections, Frame
+
+if TYPE_CHECKING:
+    from av.video.frame import VideoFrame
+
+    from blur.discover import Job
+    from blur.pipeline import Engine
+
+Progress = Callable[[int, int | None], None]
+"""Called with (frames written, total frames or None)."""
+
+DEFAULT_THRESHOLD = 0.3
+"""Track-starting score when the detector does not say its own threshold."""
+
+LOW_FRACTION = 1 / 3
+"""Weak detections down to this share of the threshold may continue an existing track."""
+
+
+@dataclass(frozen=True, slots=True)
+class VideoOptions:
+    """How videos are processed (defaults chosen by measurement: benchmarks/video.py).
+
+    Attributes:
+        detect_side: the detector sees frames downscaled so their long side is at most this.
+        batch: frames per detector call.
+        queue: frames buffered between threads (each way).
+        max_gap_seconds: how long a track survives without a detection.
+        pad: frames masked before a track's first and after its last detection.
+        grow: relative mask growth per frame away from a detection.
+        cut: scene-cut thresholds.
+    """
+
+    detect_side: int = 1280
+    batch: int = 4
+    queue: int = 8
+    max_gap_seconds: float = 1.0
+    pad: int = 6
+    grow: float = 0.04
+    cut: CutConfig = field(default_factory=CutConfig)
+
+
+@dataclass(frozen=True, slots=True)
+class VideoStats:
+    """What one processed video came to."""
+
+    frames: int
+    faces: int
+    tracks: int
+    audio: AudioMode
+    notes: tuple[str, ...]
+
+
+def threshold_of(detector: Detector) -> float:
+    """The detector's own track-starting threshold."""
+    value = getattr(detector, "threshold", None)
+    return float(value) if isinstance(value, int | float) else DEFAULT_THRESHOLD
+
+
+def tracker_config(options: VideoOptions, high: float, fps: float) -> TrackerConfig:
+    """Tracker settings for a video at `fps` whose detector threshold is `high`."""
+    return TrackerConfig(
+        high=high,
+        low=high * LOW_FRACTION,
+        max_gap=max(1, math.ceil(options.max_gap_seconds * fps)),
+        pad=options.pad,
+        grow=options.grow,
+    )
+
+
+def video_detector(engine: Engine, low: float) -> Detector:
+    """A single-pass detector for video frames reporting scores down to `low` (built per video)."""
+    cfg = replace(engine.settings.detector, multiscale=False, threshold=low)
+    return load_detector(cfg)
+
+
+def detect_size(width: int, height: int, side: int) -> tuple[int, int]:
+    """Size of the detector's copy of a width×height frame: long side at most `side`."""
+    scale = min(1.0, side / max(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+@dataclass(slots=True)
+class _Prepared:
+    """A decoded frame ready for detection."""
+
+    frame: DecodedFrame
+    small: Frame
+    cut: bool
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A frame in the lookahead window, with the audio read after it."""
+
+    frame: DecodedFrame
+    audio: list[AudioChunk] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    exc: BaseException
+
+
+_END = object()
+
+
+class _Timeline:
+    """Gives every frame a strictly increasing pts and a positive duration."""
+
+    def __init__(self, info: VideoInfo) -> None:
+        self.step = max(1, round(1 / (info.rate * info.time_base)))
+        self.last: int | None = None
+        self.adjusted = 0
+
+    def place(self, frame: VideoFrame) -> tuple[int, int]:
+        pts = frame.pts
+        if pts is None:
+            pts = 0 if self.last is None else self.last + self.step
+            self.adjusted += self.last is not None
+        elif self.last is not None and pts <= self.last:
+            pts = self.last + 1
+            self.adjusted += 1
+        self.last = pts
+        return pts, frame.duration if frame.duration and frame.duration > 0 else self.step
+
+
+class _Prepare:
+    """Decode-thread work on each frame: upright RGB, timestamps, detector copy, cut flag."""
+
+    def __init__(self, info: VideoInfo, options: VideoOptions) -> None:
+        self.info = info
+        self.timeline = _Timeline(info)
+        self.size = detect_size(info.width, info.height, options.detect_side)
+        self.cuts = CutDetector(options.cut)
+        self.count = 0
+
+    def __call__(self, frame: VideoFrame) -> _Prepared:
+        rgb = upright(to_rgb(frame), self.info.quarter_turns)
+        if rgb.shape[:2] != (self.info.height, self.info.width):
+            msg = f"frame {self.count} is {rgb.shape[1]}x{rgb.shape[0]}, not {self.info.width}x{self.info.height}"
+            raise MediaReadError(msg)
+        pts, duration = self.timeline.place(frame)
+        small = rgb if self.size == (self.info.width, self.info.height) else _resize(rgb, self.size)
+        prepared = _Prepared(DecodedFrame(self.count, rgb, pts, duration), small, self.cuts(small))
+        self.count += 1
+        return prepared
+
+
+def _resize(rgb: Frame, size: tuple[int, int]) -> Frame:
+    return np.asarray(cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), np.uint8)
+
+
+class _Worker:
+    """A daemon thread that records the exception it dies of."""
+
+    def __init__(self, name: str, target: Callable[[], None]) -> None:
+        self.error: BaseException | None = None
+        self._target = target
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self._target()
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which re-raises it
+            self.error = exc
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def join(self) -> None:
+        self._thread.join()
+
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+
+def _put(q: queue.Queue[Any], item: object, stop: threading.Event, peer: _Worker | None = None) -> None:
+    """Put without blocking forever: give up when stopping or when the consumer died."""
+    while not stop.is_set():
+        if peer is not None and peer.error is not None:
+            raise peer.error
+        try:
+            q.put(item, timeout=0.1)
+        except queue.Full:
+            continue
+        return
+
+
+class _Run:
+    """One video's pipeline: the threads, the window and the tracker."""
+
+    def __init__(
+        self,
+        source: Path,
+        info: VideoInfo,
+        items: Iterator[VideoFrame | AudioChunk],
+        engine: Engine,
+        options: VideoOptions,
+    ) -> None:
+        self.source = source
+        self.info = info
+        self.items = items
+        self.engine = engine
+        self.options = options
+        high = threshold_of(engine.detector)
+        self.tracker = Tracker(tracker_config(options, high, float(info.rate)))
+        self.detector = video_detector(engine, self.tracker.cfg.low)
+        self.stop = threading.Event()
+        self.decoded: queue.Queue[Any] = queue.Queue(options.queue)
+        self.encoded: queue.Queue[Any] = queue.Queue(options.queue)
+        self.window: deque[_Pending] = deque()
+        self.batch: list[_Prepared] = []
+        self.emitted = 0
+        self.faces = 0
+        self.prepare = _Prepare(info, options)
+
+    def decode_loop(self, first: list[VideoFrame | AudioChunk]) -> None:
+        """Decode thread: prepare frames, pass audio through, then an end marker."""
+        try:
+            for item in self._chain(first):
+                if self.stop.is_set():
+                    return
+                out = item if isinstance(item, AudioChunk) else self.prepare(item)
+                _put(self.decoded, out, self.stop)
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+            _put(self.decoded, _Failure(exc), self.stop)
+            return
+        _put(self.decoded, _END, self.stop)
+
+    def _chain(self, first: list[VideoFrame | AudioChunk]) -> Iterator[VideoFrame | AudioChunk]:
+        yield from first
+        yield from self.items
+
+    def encode_loop(self, writer: VideoWriter) -> None:
+        """Encode thread: write frames and audio until the end marker, then finish the file."""
+        while True:
+            try:
+                item = self.encoded.get(timeout=0.1)
+            except queue.Empty:
+                if self.stop.is_set():
+                    return
+                continue
+            if item is _END:
+                writer.close()
+                return
+            if isinstance(item, AudioChunk):
+                writer.write_audio(item)
+            else:
+                writer.write_frame(item.rgb, item.pts, item.duration)
+
+    def main_loop(self, encoder: _Worker, progress: Progress | None) -> None:
+        """Main thread: detect in batches, track, and release frames once they are final."""
+        while True:
+            item = self._next_decoded(encoder)
+            if item is _END:
+                break
+            if isinstance(item, _Failure):
+                raise item.exc
+            if isinstance(item, AudioChunk):
+                self._audio(item, encoder)
+                continue
+            if not isinstance(item, _Prepared):
+                msg = f"unexpected item from the decode thread: {type(item).__name__}"
+                raise TypeError(msg)
+            self.window.append(_Pending(item.frame))
+            self.batch.append(item)
+            if len(self.batch) >= self.options.batch:
+                self._detect()
+                self._emit(encoder, progress)
+        self._detect()
+        self.tracker.finish()
+        self._emit(encoder, progress)
+        _put(self.encoded, _END, self.stop, encoder)
+
+    def _next_decoded(self, encoder: _Worker) -> object:
+        while True:
+            if encoder.error is not None:
+                raise encoder.error
+            try:
+                return self.decoded.get(timeout=0.1)
+            except queue.Empty:
+                continue
+
+    def _audio(self, chunk: AudioChunk, encoder: _Worker) -> None:
+        if self.window:
+            self.window[-1].audio.append(chunk)
+        else:
+            _put(self.encoded, chunk, self.stop, encoder)
+
+    def _detect(self) -> None:
+        if not self.batch:
+            return
+        found = self.detector.detect_batch([p.small for p in self.batch])
+        sx = self.info.width / self.batch[0].small.shape[1]
+        sy = self.info.height / self.batch[0].small.shape[0]
+        for prepared, dets in zip(self.batch, found, strict=True):
+            full = dets.scaled(sx, sy) if (sx, sy) != (1.0, 1.0) else dets
+            self.tracker.update(prepared.frame.index, full, cut=prepared.cut)
+        self.batch = []
+
+    def _emit(self, encoder: _Worker, progress: Progress | None) -> None:
+        final = self.tracker.final_until()
+        while self.window and self.window[0].frame.index < final:
+            pending = self.window.popleft()
+            frame = pending.frame
+            boxes = self.tracker.boxes(frame.index)
+            rgb = self._mask(frame.rgb, boxes)
+            self.faces += len(boxes)
+            _put(self.encoded, DecodedFrame(frame.index, rgb, frame.pts, frame.duration), self.stop, encoder)
+            for chunk in pending.audio:
+                _put(self.encoded, chunk, self.stop, encoder)
+            self.emitted += 1
+            self.tracker.release(frame.index + 1)
+            if progress is not None:
+                progress(self.emitted, self.info.frames)
+
+    def _mask(self, rgb: Frame, boxes: Detections) -> Frame:
+        if len(boxes) == 0:
+            return rgb
+        cfg = self.engine.settings.mask
+        mask = build_mask(boxes.clipped(self.info.width, self.info.height), self.info.height, self.info.width, cfg)
+        return anonymize(rgb, mask, cfg)
+
+
+def _first_frame(
+    items: Iterator[VideoFrame | AudioChunk], source: Path
+) -> tuple[VideoFrame, list[VideoFrame | AudioChunk]]:
+    """Read up to the first video frame; return it and everything read so far (in order)."""
+    read: list[VideoFrame | AudioChunk] = []
+    for item in items:
+        read.append(item)
+        if not isinstance(item, AudioChunk):
+            return item, read
+    msg = f"{source}: no video frame could be decoded"
+    raise MediaReadError(msg)
+
+
+def anonymize_video(
+    source: Path,
+    dest: Path,
+    fmt: str,
+    engine: Engine,
+    options: VideoOptions | None = None,
+    progress: Progress | None = None,
+    *,
+    label: Path | None = None,
+) -> VideoStats:
+    """Write an anonymized copy of `source` (container `fmt`) to `dest`.
+
+    `dest` is written in place: callers wrap it in `atomic_output`. `label` names the output in errors.
+
+    Raises:
+        BlurError: the input cannot be read completely, the output cannot be written, or the
+            written file does not verify.
+    """
+    options = options or VideoOptions()
+    label = label or dest
+    settings = engine.settings
+    with open_input(source, fmt) as container:
+        mode = choose_audio(fmt, audio_stream(container), settings.keep_audio)
+        items = decode_frames(source, container, mode)
+        first, read = _first_frame(items, source)
+        info = probe(source, container, first)
+        plan = OutputPlan(fmt, info, encode_spec(fmt, settings.video_crf), mode, audio_stream(container))
+        writer = VideoWriter(dest, plan, label=label)
+        run = _Run(source, info, items, engine, options)
+        written = _drive(run, writer, read, progress)
+    verify_output(dest, fmt, frames=written, audio=mode != "none", label=label)
+    notes = list(info.notes)
+    if run.prepare.timeline.adjusted:
+        notes.append(f"{run.prepare.timeline.adjusted} frame timestamps were missing or out of order and were adjusted")
+    if mode == "encode":
+        notes.append("audio re-encoded: the container cannot hold the original codec")
+    return VideoStats(written, run.faces, run.tracker.total_tracks, mode, tuple(notes))
+
+
+def _drive(run: _Run, writer: VideoWriter, read: list[VideoFrame | AudioChunk], progress: Progress | None) -> int:
+    """Run the three threads to completion; return the frames written, or raise and leave nothing usable."""
+    decoder = _Worker("blur-decode", lambda: run.decode_loop(read))
+    encoder = _Worker("blur-encode", lambda: run.encode_loop(writer))
+    decoder.start()
+    encoder.start()
+    try:
+        run.main_loop(encoder, progress)
+        encoder.join()
+        if encoder.error is not None:
+            raise encoder.error
+    except BaseException:
+        run.stop.set()
+        decoder.join()
+        encoder.join()
+        writer.abort()
+        raise
+    decoder.join()
+    decoded = run.prepare.count
+    if writer.frames_written != decoded or run.emitted != decoded:
+        msg = f"{run.source}: decoded {decoded} frames but wrote {writer.frames_written}; output discarded"
+        raise MediaWriteError(msg)
+    return decoded
+
+
+def process_video(
+    job: Job, engine: Engine, on_frames: Callable[[Job, int, int | None], None] | None = None
+) -> FileResult:
+    """Anonymize one video job; any failure leaves no output under the final name.
+
+    Returns:
+        A `FileResult` with frames written, face detections masked over all frames and tracks.
+    """
+    start = time.perf_counter()
+    base = FileResult(source=str(job.source), status=Status.failed, kind="video")
+    if job.output is None:
+        return replace(base, reason=f"{job.source}: no output path")
+    output = job.output
+    progress: Progress | None = None
+    if on_frames is not None:
+        callback = on_frames
+
+        def progress(done: int, total: int | None) -> None:
+            callback(job, done, total)
+
+    try:
+        with atomic_output(output) as tmp:
+            stats = anonymize_video(job.source, tmp, job.format, engine, None, progress, label=output)
+    except BlurError as exc:
+        return replace(base, reason=f"{exc}; no output written", seconds=time.perf_counter() - start)
+    return replace(
+        base,
+        status=Status.ok,
+        output=str(output),
+        faces=stats.faces,
+        frames=stats.frames,
+        tracks=stats.tracks,
+        notes=stats.notes,
+        seconds=time.perf_counter() - start,
+    )
