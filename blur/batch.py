@@ -49,13 +49,16 @@ def _guarded(job: Job, engine: Engine, on_frames: OnFrames | None = None) -> Fil
                 partial.unlink(missing_ok=True)
         reason = f"{job.source}: internal error ({type(exc).__name__}: {exc}); no output written"
         return FileResult(
-            source=str(job.source), status=Status.failed, kind=job.kind.value, reason=reason,
+            source=str(job.source),
+            status=Status.failed,
+            kind=job.kind.value,
+            reason=reason,
             seconds=time.perf_counter() - start,
         )
 
 
 def _init_worker(settings: Settings, threads: int) -> None:
-    global _WORKER_ENGINE  # noqa: PLW0603 - one engine per worker process, built once
+    global _WORKER_ENGINE
     detector = replace(settings.detector, threads=threads)
     _WORKER_ENGINE = build_engine(replace(settings, detector=detector))
 
@@ -106,8 +109,12 @@ def run_batch(
 
 
 def _run_pool(
-    photos: list[tuple[int, Job]], settings: Settings, workers: int, threads: int,
-    results: dict[int, FileResult], emit: OnResult,
+    photos: list[tuple[int, Job]],
+    settings: Settings,
+    workers: int,
+    threads: int,
+    results: dict[int, FileResult],
+    emit: OnResult,
 ) -> None:
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, context, initializer=_init_worker, initargs=(settings, threads)) as pool:
@@ -119,7 +126,9 @@ def _run_pool(
             except Exception as exc:  # noqa: BLE001 - a dead worker fails its file, not the batch
                 job = photos[[k for k, _ in photos].index(i)][1]
                 results[i] = FileResult(
-                    source=str(job.source), status=Status.failed, kind="image",
+                    source=str(job.source),
+                    status=Status.failed,
+                    kind="image",
                     reason=f"{job.source}: worker failed ({type(exc).__name__}: {exc}); no output written",
                 )
             emit(results[i])

@@ -55,20 +55,25 @@ MultiscaleOpt = Annotated[
     bool, typer.Option("--multiscale/--no-multiscale", help="Extra upscaled passes that find small faces.")
 ]
 ProviderOpt = Annotated[
-    list[str] | None, typer.Option("--ep", help="ONNX Runtime execution provider (repeatable), e.g. CUDAExecutionProvider.")
+    list[str] | None,
+    typer.Option("--ep", help="ONNX Runtime execution provider (repeatable), e.g. CUDAExecutionProvider."),
 ]
 
 
-def _detector_config(backend: Backend, threshold: float | None, multiscale: bool, ep: list[str] | None) -> DetectorConfig:
+def _detector_config(
+    backend: Backend, threshold: float | None, multiscale: bool, ep: list[str] | None
+) -> DetectorConfig:
     return DetectorConfig(backend=backend.value, threshold=threshold, multiscale=multiscale, providers=tuple(ep or ()))
 
 
 @app.command()
-def anonymize(  # noqa: PLR0913 - a CLI entry point takes its options flat
+def anonymize(
     paths: PathsArg,
     output: Annotated[Path, typer.Option("--output", "-o", help="Output folder; it mirrors each input folder.")],
     report: Annotated[Path | None, typer.Option("--report", help="Write a JSON report here.")] = None,
-    mode: Annotated[MaskMode, typer.Option("--mode", "-m", help="Look of masked faces; all fill first.")] = MaskMode.fill,
+    mode: Annotated[
+        MaskMode, typer.Option("--mode", "-m", help="Look of masked faces; all fill first.")
+    ] = MaskMode.fill,
     shape: Annotated[MaskShape, typer.Option("--shape", help="Mask outline.")] = MaskShape.ellipse,
     mask_scale: Annotated[
         float, typer.Option("--mask-scale", min=1.0, max=4.0, help="Mask size relative to the detector's box.")
@@ -82,7 +87,9 @@ def anonymize(  # noqa: PLR0913 - a CLI entry point takes its options flat
     quality: Annotated[int, typer.Option("--quality", min=50, max=100, help="JPEG/WebP/HEIF quality.")] = 92,
     crf: Annotated[int, typer.Option("--crf", min=0, max=51, help="Video quality (lower is better).")] = 18,
     audio: Annotated[bool, typer.Option("--audio/--no-audio", help="Keep audio (voices can identify people).")] = True,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", min=0, help="Worker processes for photos (0: one per core).")] = 0,
+    jobs: Annotated[
+        int, typer.Option("--jobs", "-j", min=0, help="Worker processes for photos (0: one per core).")
+    ] = 0,
     ep: ProviderOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
@@ -97,7 +104,9 @@ def anonymize(  # noqa: PLR0913 - a CLI entry point takes its options flat
         video_crf=crf,
         keep_audio=audio,
     )
-    code = run_anonymize(paths, output, settings, report=report, jobs=jobs, quiet=quiet, console=Console(stderr=True, soft_wrap=True))
+    code = run_anonymize(
+        paths, output, settings, report=report, jobs=jobs, quiet=quiet, console=Console(stderr=True, soft_wrap=True)
+    )
     raise typer.Exit(code)
 
 

@@ -45,8 +45,15 @@ def _safe(path: str) -> str:
     return escape(printable(path))
 
 
-def run_anonymize(  # noqa: PLR0913
-    paths: list[Path], output: Path, settings: Settings, *, report: Path | None, jobs: int, quiet: bool, console: Console,
+def run_anonymize(
+    paths: list[Path],
+    output: Path,
+    settings: Settings,
+    *,
+    report: Path | None,
+    jobs: int,
+    quiet: bool,
+    console: Console,
 ) -> int:
     """Anonymize a batch; return the exit status (0 all ok, 1 any failure, 2 usage error)."""
     problem = _usage_problem(paths, output)
@@ -63,8 +70,13 @@ def run_anonymize(  # noqa: PLR0913
     processed = [j for j in job_list if j.plan is Plan.process]
     show = console.is_terminal and not quiet
     progress = Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=console, disable=not show, transient=True,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not show,
+        transient=True,
     )
     video_tasks: dict[Path, TaskID] = {}
 
@@ -138,7 +150,9 @@ def run_detect(paths: list[Path], cfg: DetectorConfig) -> tuple[int, dict[str, A
             failed = True
         files.append(item)
     payload = {
-        "backend": cfg.backend, "runtime": getattr(engine.detector, "runtime", ""),
-        "threshold": getattr(engine.detector, "threshold", cfg.threshold), "files": files,
+        "backend": cfg.backend,
+        "runtime": getattr(engine.detector, "runtime", ""),
+        "threshold": getattr(engine.detector, "threshold", cfg.threshold),
+        "files": files,
     }
     return (1 if failed else 0), payload

@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
-
 DEFAULT_MASK_SCALE = 1.4
 """Mask size over the detector box: an ellipse this size covers the whole box plus forehead, chin and ears."""
 

@@ -66,9 +66,8 @@ def write_bytes_atomic(dest: Path, data: bytes) -> None:
         MediaWriteError: the disk is full, permission is denied or the rename fails.
     """
     try:
-        with atomic_output(dest) as tmp:
-            with tmp.open("xb") as fh:
-                fh.write(data)
+        with atomic_output(dest) as tmp, tmp.open("xb") as fh:
+            fh.write(data)
     except OSError as exc:
         msg = f"{dest}: cannot write output: {exc.strerror or exc}"
         raise MediaWriteError(msg) from exc

@@ -26,7 +26,7 @@ def astronaut() -> Frame:
     """scikit-image's 512×512 public-domain astronaut portrait (RGB)."""
     from skimage import data  # noqa: PLC0415
 
-    return np.ascontiguousarray(data.astronaut(), dtype=np.uint8)
+    return np.ascontiguousarray(data.astronaut(), dtype=np.uint8)  # type: ignore[no-untyped-call]
 
 
 def _jpeg(rgb: Frame, quality: int = 90) -> bytes:
@@ -70,12 +70,16 @@ def _rationals(tag: int, values: tuple[tuple[int, int], ...]) -> tuple[int, int,
 
 def exif_block(orientation: int = 1, *, gps: bool = True, serial: str = SAMPLE_SERIAL, thumbnail: bytes = b"") -> bytes:
     """Build a TIFF/EXIF block with make, model, orientation, serial, maker note, GPS and a thumbnail."""
+
     # Lay out: header(8) | IFD0 | ExifIFD | GPS IFD | IFD1 | thumbnail. Offsets are computed in two passes.
     def build(offsets: tuple[int, int, int, int]) -> tuple[bytes, tuple[int, int, int, int]]:
         exif_at, gps_at, ifd1_at, thumb_at = offsets
         ifd0_entries = [
-            _ascii(0x010F, "SampleCam"), _ascii(0x0110, "SampleCam Pro 9"), _short(0x0112, orientation),
-            _ascii(0x0131, "SampleCam firmware 1.0"), _long(0x8769, exif_at),
+            _ascii(0x010F, "SampleCam"),
+            _ascii(0x0110, "SampleCam Pro 9"),
+            _short(0x0112, orientation),
+            _ascii(0x0131, "SampleCam firmware 1.0"),
+            _long(0x8769, exif_at),
         ]
         if gps:
             ifd0_entries.append(_long(0x8825, gps_at))
@@ -84,7 +88,9 @@ def exif_block(orientation: int = 1, *, gps: bool = True, serial: str = SAMPLE_S
         exif, n1 = _ifd(exif_entries, 8 + n0, 0)
         lat = SAMPLE_GPS
         gps_entries = [
-            (0x0001, 2, 2, b"N\0"), _rationals(0x0002, lat), (0x0003, 2, 2, b"E\0"),
+            (0x0001, 2, 2, b"N\0"),
+            _rationals(0x0002, lat),
+            (0x0003, 2, 2, b"E\0"),
             _rationals(0x0004, ((13, 1), (24, 1), (5678, 100))),
         ]
         gps_blob, n2 = _ifd(gps_entries, 8 + n0 + n1, 0) if gps else (b"", 0)
@@ -103,9 +109,15 @@ def _segment(marker: int, payload: bytes) -> bytes:
     return struct.pack(">BBH", 0xFF, marker, len(payload) + 2) + payload
 
 
-def jpeg_with_metadata(  # noqa: PLR0913
-    rgb: Frame, *, orientation: int = 1, gps: bool = True, thumbnail: bool = True, xmp: bool = True,
-    comment: str = SAMPLE_COMMENT, trailer: bytes = b"",
+def jpeg_with_metadata(
+    rgb: Frame,
+    *,
+    orientation: int = 1,
+    gps: bool = True,
+    thumbnail: bool = True,
+    xmp: bool = True,
+    comment: str = SAMPLE_COMMENT,
+    trailer: bytes = b"",
 ) -> bytes:
     """A JPEG of `rgb` carrying the metadata cameras and editors leave: EXIF with GPS, serial and an
     UNBLURRED thumbnail, XMP, IPTC in a Photoshop block, a comment, and optional trailing data.
@@ -113,7 +125,8 @@ def jpeg_with_metadata(  # noqa: PLR0913
     `orientation` is written into EXIF as is; the caller stores the pixels accordingly.
     """
     thumb_size = (160, max(1, round(160 * rgb.shape[0] / rgb.shape[1])))
-    thumb = _jpeg(cv2.resize(rgb, thumb_size, interpolation=cv2.INTER_AREA), 80) if thumbnail else b""
+    small = np.asarray(cv2.resize(rgb, thumb_size, interpolation=cv2.INTER_AREA), np.uint8)
+    thumb = _jpeg(small, 80) if thumbnail else b""
     body = _jpeg(rgb)
     segments = _segment(0xE1, b"Exif\0\0" + exif_block(orientation, gps=gps, thumbnail=thumb))
     if xmp:
@@ -141,7 +154,9 @@ def png_with_text(rgb: Frame, text: dict[str, str]) -> bytes:
     return buffer.getvalue()
 
 
-def crowd(width: int = 1600, height: int = 900, sizes: tuple[int, ...] = (40, 64, 96, 140, 200)) -> tuple[Frame, list[tuple[int, int, int, int]]]:
+def crowd(
+    width: int = 1600, height: int = 900, sizes: tuple[int, ...] = (40, 64, 96, 140, 200)
+) -> tuple[Frame, list[tuple[int, int, int, int]]]:
     """Paste astronaut copies of several sizes on a plain background.
 
     Returns:
@@ -174,7 +189,7 @@ def make_sample(folder: Path) -> list[Path]:
         "portrait/astronaut_rotated_exif6.jpg": jpeg_with_metadata(np.rot90(portrait, 1).copy(), orientation=6),
         "crowd/astronauts_crowd.jpg": jpeg_with_metadata(crowd()[0], thumbnail=True),
         "crowd/nested/astronaut_small.png": png_with_text(
-            cv2.resize(portrait, (256, 256), interpolation=cv2.INTER_AREA),
+            np.asarray(cv2.resize(portrait, (256, 256), interpolation=cv2.INTER_AREA), np.uint8),
             {"Author": "Jane Doe", "Location": "52.52N 13.40E"},
         ),
         "README.txt": b"Sample photos for blur; this text file is skipped.\n",

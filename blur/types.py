@@ -112,7 +112,8 @@ def iou_matrix(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> npt.ND
     area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
     area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
     union = area_a[:, None] + area_b[None, :] - inter
-    return (inter / np.maximum(union, 1e-6)).astype(np.float32)
+    result: npt.NDArray[np.float32] = (inter / np.maximum(union, 1e-6)).astype(np.float32)
+    return result
 
 
 def nms(dets: Detections, iou_threshold: float) -> Detections:

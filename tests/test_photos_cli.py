@@ -16,9 +16,22 @@ from blur.sample import SAMPLE_COMMENT, SAMPLE_SERIAL, crowd, jpeg_with_metadata
 from tests.conftest import ASTRO_FACE, faces_in, ssim_gray, tree_hashes
 
 PLANTED = [
-    b"SampleCam", SAMPLE_SERIAL.encode(), b"MAKERNOTE-SECRET", b"Jane Doe", b"XMP-SERIAL-777", b"IPTC-BYLINE-X",
-    SAMPLE_COMMENT.encode(), b"Exif\x00\x00", b"http://ns.adobe.com/xap", b"8BIM", b"Photoshop 3.0", b"TRAILER-SECRET",
-    b"52.52N", b"tEXt", b"iTXt", b"zTXt",
+    b"SampleCam",
+    SAMPLE_SERIAL.encode(),
+    b"MAKERNOTE-SECRET",
+    b"Jane Doe",
+    b"XMP-SERIAL-777",
+    b"IPTC-BYLINE-X",
+    SAMPLE_COMMENT.encode(),
+    b"Exif\x00\x00",
+    b"http://ns.adobe.com/xap",
+    b"8BIM",
+    b"Photoshop 3.0",
+    b"TRAILER-SECRET",
+    b"52.52N",
+    b"tEXt",
+    b"iTXt",
+    b"zTXt",
 ]
 
 
@@ -106,7 +119,7 @@ class TestFaceHidden:
 
 class TestMetadata:
     def test_jpeg_metadata_and_thumbnail_gone(self, tmp_path, runner, astro):
-        """GPS, serial, maker note, owner, thumbnail, XMP, IPTC, comment and trailing data are absent from the raw bytes."""
+        """GPS, serial, maker note, owner, thumbnail, XMP, IPTC, comment and trailer are absent from the raw bytes."""
         src = tmp_path / "cam.jpg"
         src.write_bytes(jpeg_with_metadata(astro, trailer=b"\xff\xd8TRAILER-SECRET" + b"\0" * 64))
         raw_in = src.read_bytes()
@@ -162,7 +175,7 @@ class TestBatch:
         (root / "day1" / "truncated.jpg").write_bytes(good[: len(good) // 2])
 
     def test_mirror_failures_skips_and_originals(self, tmp_path, runner, astro, no_partials):
-        """Nested folders are mirrored, a truncated JPEG fails alone with no output, text is skipped, inputs untouched."""
+        """Nested folders mirrored; a truncated JPEG fails alone with no output; text skipped; inputs untouched."""
         src, out, report = tmp_path / "shoot", tmp_path / "publish", tmp_path / "report.json"
         self._tree(src, astro)
         before = tree_hashes(src)
@@ -188,7 +201,9 @@ class TestBatch:
     def test_dash_named_file_as_argument(self, tmp_path, runner, astro):
         """A file literally named `-rf.jpg` is processed when passed after `--`."""
         (tmp_path / "-rf.jpg").write_bytes(jpeg_with_metadata(astro))
-        result = runner.invoke(app, ["anonymize", "-o", str(tmp_path / "out"), "--jobs", "1", "--", str(tmp_path / "-rf.jpg")])
+        result = runner.invoke(
+            app, ["anonymize", "-o", str(tmp_path / "out"), "--jobs", "1", "--", str(tmp_path / "-rf.jpg")]
+        )
         assert result.exit_code == 0, result.output
         assert (tmp_path / "out" / "-rf.jpg").is_file()
 
@@ -231,7 +246,9 @@ class TestBatch:
         for i in range(3):
             (tmp_path / "in").mkdir(exist_ok=True)
             (tmp_path / "in" / f"p{i}.jpg").write_bytes(jpeg_with_metadata(astro))
-        result = runner.invoke(app, ["anonymize", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--jobs", "2", "-q"])
+        result = runner.invoke(
+            app, ["anonymize", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--jobs", "2", "-q"]
+        )
         assert result.exit_code == 0, result.output
         assert len(list((tmp_path / "out").glob("*.jpg"))) == 3
 
@@ -314,6 +331,6 @@ class TestBackends:
         (item,) = payload["files"]
         assert (item["width"], item["height"]) == (512, 512)
         (face,) = [f for f in item["faces"] if f["score"] > 0.5]
-        x1, y1, x2, y2 = face["box"]
+        x1, y1, _x2, _y2 = face["box"]
         assert abs(x1 - ASTRO_FACE[0]) < 25 and abs(y1 - ASTRO_FACE[1]) < 25, face
         assert sorted(p.name for p in tmp_path.iterdir()) == ["r.jpg"]

@@ -66,7 +66,7 @@ class TestMask:
 
     def test_head_box_grows_and_lifts(self):
         """The head region is 1.5× the box and moved towards the forehead."""
-        (x1, y1, x2, y2), = head_boxes(_dets([(100, 100, 40, 50)]), 1.5)
+        ((x1, y1, x2, y2),) = head_boxes(_dets([(100, 100, 40, 50)]), 1.5)
         assert x2 - x1 == pytest.approx(60)
         assert y2 - y1 == pytest.approx(75)
         assert (y1 + y2) / 2 < 125
@@ -200,7 +200,8 @@ class TestPlan:
     def test_big_photos_are_not_upscaled_whole(self):
         """Very large photos get passes whose pixel count stays proportional to the photo's."""
         work = sum(
-            (len(p.tiles) * 640 * 640 if p.tiles else (8000 * p.scale) * (6000 * p.scale)) for p in plan_passes(8000, 6000)
+            (len(p.tiles) * 640 * 640 if p.tiles else (8000 * p.scale) * (6000 * p.scale))
+            for p in plan_passes(8000, 6000)
         )
         assert work < 3 * 8000 * 6000
 

@@ -33,7 +33,9 @@ def build_mask(dets: Detections, height: int, width: int, cfg: MaskConfig) -> Ma
     # The detector's own box is always filled too, so no pixel of a detected face survives in the
     # box corners that a head-shaped ellipse leaves out.
     for x1, y1, x2, y2 in dets.xyxy:
-        cv2.rectangle(canvas, (int(np.floor(x1)), int(np.floor(y1))), (int(np.ceil(x2)) - 1, int(np.ceil(y2)) - 1), 255, -1)
+        cv2.rectangle(
+            canvas, (int(np.floor(x1)), int(np.floor(y1))), (int(np.ceil(x2)) - 1, int(np.ceil(y2)) - 1), 255, -1
+        )
     for x1, y1, x2, y2 in head_boxes(dets, cfg.scale):
         if cfg.shape is MaskShape.box:
             p1 = (int(np.floor(x1)), int(np.floor(y1)))

@@ -9,13 +9,13 @@ from blur.detect.base import Detector
 
 
 def _load_centerface(cfg: DetectorConfig) -> Detector:
-    from blur.detect.centerface import CenterFaceDetector
+    from blur.detect.centerface import CenterFaceDetector  # noqa: PLC0415 - runtime imported lazily
 
     return CenterFaceDetector(cfg)
 
 
 def _load_mediapipe(cfg: DetectorConfig) -> Detector:
-    from blur.detect.mediapipe import MediaPipeDetector
+    from blur.detect.mediapipe import MediaPipeDetector  # noqa: PLC0415 - runtime imported lazily
 
     return MediaPipeDetector(cfg)
 

@@ -59,7 +59,7 @@ def verify_model(path: Path, expected: str = MODEL_SHA256) -> bytes:
 
 def _dynamic_model(data: bytes) -> bytes:
     """Give the static 32×32 CenterFace graph dynamic batch and spatial dimensions."""
-    import onnx  # noqa: PLC0415 - heavy import kept out of `blur --help`
+    import onnx
 
     model = onnx.load_from_string(data)
     # The old exporter lists every weight as a graph input too, which blocks constant folding.
@@ -67,8 +67,13 @@ def _dynamic_model(data: bytes) -> bytes:
     kept = [value for value in model.graph.input if value.name not in weights]
     del model.graph.input[:]
     model.graph.input.extend(kept)
-    dims = {_INPUT: ["B", 3, "H", "W"], "537": ["B", 1, "h", "w"], "538": ["B", 2, "h", "w"],
-            "539": ["B", 2, "h", "w"], "540": ["B", 10, "h", "w"]}
+    dims = {
+        _INPUT: ["B", 3, "H", "W"],
+        "537": ["B", 1, "h", "w"],
+        "538": ["B", 2, "h", "w"],
+        "539": ["B", 2, "h", "w"],
+        "540": ["B", 10, "h", "w"],
+    }
     for value in [*model.graph.input, *model.graph.output]:
         if value.name in dims:
             for dim, new in zip(value.type.tensor_type.shape.dim, dims[value.name], strict=True):
@@ -83,7 +88,7 @@ class _OrtRunner:
     """Runs the model on ONNX Runtime, session built once."""
 
     def __init__(self, data: bytes, providers: tuple[str, ...], threads: int) -> None:
-        import onnxruntime as ort  # noqa: PLC0415
+        import onnxruntime as ort
 
         ort.set_default_logger_severity(3)
         # Azure's provider is a remote-inference shim: never send photos anywhere.
@@ -123,8 +128,8 @@ class _CvRunner:
 
 def _build_runner(cfg: DetectorConfig, data: bytes) -> _OrtRunner | _CvRunner:
     try:
-        import onnxruntime  # noqa: F401, PLC0415
-        import onnx  # noqa: F401, PLC0415
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
     except ImportError:
         return _CvRunner(data)
     return _OrtRunner(data, cfg.providers, cfg.threads)

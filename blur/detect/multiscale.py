@@ -41,7 +41,9 @@ class Pass:
     batch: int = 2
 
 
-def tile_grid(width: int, height: int, tile: int = TILE, overlap: int = OVERLAP) -> tuple[tuple[int, int, int, int], ...]:
+def tile_grid(
+    width: int, height: int, tile: int = TILE, overlap: int = OVERLAP
+) -> tuple[tuple[int, int, int, int], ...]:
     """Overlapping tiles covering a width×height image; edge tiles are shifted inwards to keep full size."""
 
     def starts(length: int) -> list[int]:
@@ -52,9 +54,7 @@ def tile_grid(width: int, height: int, tile: int = TILE, overlap: int = OVERLAP)
         out.append(length - tile)
         return out
 
-    return tuple(
-        (x, y, min(x + tile, width), min(y + tile, height)) for y in starts(height) for x in starts(width)
-    )
+    return tuple((x, y, min(x + tile, width), min(y + tile, height)) for y in starts(height) for x in starts(width))
 
 
 def detail_scale(width: int, height: int) -> float:

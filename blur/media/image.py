@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageCms, ImageOps
 
-from blur.errors import MediaReadError, MediaWriteError, UnsupportedMediaError
+from blur.errors import MediaReadError, MediaWriteError
 from blur.fsio import open_regular
 from blur.types import Frame
 
@@ -27,7 +27,7 @@ _HEIF_REGISTERED = False
 
 
 def _register_heif() -> None:
-    global _HEIF_REGISTERED  # noqa: PLW0603 - a one-time plugin registration, not state
+    global _HEIF_REGISTERED
     if not _HEIF_REGISTERED:
         from pillow_heif import register_heif_opener  # noqa: PLC0415
 
@@ -113,7 +113,7 @@ def read_photo(path: Path, fmt: str) -> Photo:
     except MemoryError as exc:
         msg = f"{path}: not enough memory to decode it"
         raise MediaReadError(msg) from exc
-    except Exception as exc:  # noqa: BLE001 - decoders raise many types on hostile data (struct.error, IndexError...)
+    except Exception as exc:
         msg = f"{path}: cannot decode as {fmt}: {type(exc).__name__}: {exc}"
         raise MediaReadError(msg) from exc
 
