@@ -155,9 +155,9 @@ def png_with_text(rgb: Frame, text: dict[str, str]) -> bytes:
 
 
 def crowd(
-    width: int = 1600, height: int = 900, sizes: tuple[int, ...] = (40, 64, 96, 140, 200)
+    width: int = 1600, height: int = 1000, sizes: tuple[int, ...] = (14, 18, 24, 32, 40, 56, 80, 120)
 ) -> tuple[Frame, list[tuple[int, int, int, int]]]:
-    """Paste astronaut copies of several sizes on a plain background.
+    """Paste astronaut copies whose faces are `sizes` pixels wide on a plain background, in rows.
 
     Returns:
         The picture and the face box (x1, y1, x2, y2) of every copy.
@@ -166,17 +166,17 @@ def crowd(
     face = (175, 54, 275, 180)  # the astronaut's face in the 512×512 original
     canvas = np.full((height, width, 3), (96, 110, 120), np.uint8)
     boxes: list[tuple[int, int, int, int]] = []
-    x = 20
+    x, y, row_height = 10, 10, 0
     for face_px in sizes:
         side = round(512 * face_px / (face[2] - face[0]))
         if x + side > width:
+            x, y, row_height = 10, y + row_height + 10, 0
+        if y + side > height:
             break
-        copy = cv2.resize(portrait, (side, side), interpolation=cv2.INTER_AREA)
-        y = (height - side) // 2
-        canvas[y : y + side, x : x + side] = copy
+        canvas[y : y + side, x : x + side] = cv2.resize(portrait, (side, side), interpolation=cv2.INTER_AREA)
         k = side / 512
         boxes.append((x + round(face[0] * k), y + round(face[1] * k), x + round(face[2] * k), y + round(face[3] * k)))
-        x += side + 10
+        x, row_height = x + side + 10, max(row_height, side)
     return canvas, boxes
 
 
