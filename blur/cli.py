@@ -142,6 +142,35 @@ def _print_detections(payload: dict[str, Any]) -> None:
 
 
 @app.command()
+def audit(  # noqa: PLR0913 - a CLI entry point takes its options flat
+    paths: PathsArg,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the findings as JSON.")] = False,
+    faces: Annotated[
+        bool, typer.Option("--faces/--no-faces", help="Re-detect faces on the pixels (--no-faces: metadata only).")
+    ] = True,
+    every: Annotated[int, typer.Option("--every", min=1, help="Check every Nth video frame (1: every frame).")] = 1,
+    face_threshold: Annotated[
+        float, typer.Option("--face-threshold", min=0.05, max=0.99, help="Score from which a detection counts as a face.")
+    ] = 0.5,
+    backend: BackendOpt = Backend.centerface,
+    multiscale: MultiscaleOpt = True,
+    ep: ProviderOpt = None,
+) -> None:
+    """Check files about to be published: metadata, hidden images, extra streams, faces still visible.
+
+    Exit status: 0 when every photo and video is clean, 1 when anything was found or could not be
+    checked, 2 for usage errors.
+    """
+    from blur.audit import AuditOptions  # noqa: PLC0415
+    from blur.cli_audit import run_audit  # noqa: PLC0415
+
+    options = AuditOptions(faces=faces, face_threshold=face_threshold, every=every, multiscale=multiscale)
+    cfg = _detector_config(backend, None, multiscale, ep)
+    code = run_audit(paths, options, cfg, as_json=as_json, write=typer.echo, console=Console(stderr=True, soft_wrap=True))
+    raise typer.Exit(code)
+
+
+@app.command()
 def sample(
     folder: Annotated[Path, typer.Argument(help="Where to create the sample folder.")] = Path("blur-sample"),
 ) -> None:

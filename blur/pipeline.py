@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
 from blur.anonymize.filters import anonymize
-from blur.anonymize.mask import build_mask
+from blur.anonymize.mask import add_regions, build_mask
 from blur.config import Settings
+from blur.corrections import Boxes, Corrections, load_corrections, split_kept
 from blur.detect import Detector, load_detector
 from blur.discover import Job
 from blur.errors import BlurError
@@ -72,8 +74,14 @@ def uncovered(dets: Detections, mask: Mask) -> Detections:
     return dets[keep]
 
 
-def anonymize_frame(frame: Frame, dets: Detections, engine: Engine, extra: Mask | None = None) -> Anonymized:
-    """Mask `dets` (plus any `extra` regions), then run the second pass and mask what it still finds."""
+def anonymize_frame(
+    frame: Frame, dets: Detections, engine: Engine, extra: Mask | None = None, keep: Boxes | None = None
+) -> Anonymized:
+    """Mask `dets` (plus any `extra` regions), then run the second pass and mask what it still finds.
+
+    `keep` boxes (manual corrections) leave second-pass detections mostly inside them unmasked, as the
+    caller did for the first pass; they never remove `extra` or anything else from the mask.
+    """
     h, w = frame.shape[:2]
     cfg = engine.settings.mask
     mask = build_mask(dets, h, w, cfg)
@@ -83,36 +91,62 @@ def anonymize_frame(frame: Frame, dets: Detections, engine: Engine, extra: Mask 
     flagged = Detections.empty()
     if engine.verifier is not None:
         flagged = uncovered(engine.verifier.detect(out), mask)
+        if keep is not None and len(keep):
+            flagged, _ = split_kept(flagged, keep)
         if len(flagged):
             mask = mask | build_mask(flagged, h, w, cfg)
             out = anonymize(frame, mask, cfg)
     return Anonymized(out, mask, dets, flagged)
 
 
+def _listed(result: Anonymized, kept: Detections, added: Boxes) -> tuple[dict[str, Any], ...]:
+    """Every mask and kept face for the report: detector, second pass, sidecar additions, kept visible."""
+    rows: list[dict[str, Any]] = []
+    for dets, second, is_kept in ((result.detections, False, False), (result.flagged, True, False), (kept, False, True)):
+        rows += [{**d, "second_pass": second, "kept": is_kept, "added": False} for d in dets.to_list()]
+    for box in added.tolist():
+        rows.append({"box": [round(v, 1) for v in box], "score": 1.0, "second_pass": False, "kept": False, "added": True})
+    return tuple(rows)
+
+
+def _correction_notes(corrections: Corrections, kept: Detections, added: Boxes) -> list[str]:
+    notes: list[str] = []
+    if len(added):
+        notes.append(f"{len(added)} region(s) masked from the sidecar ({', '.join(corrections.sources)})")
+    if len(kept):
+        notes.append(
+            f"WARNING: {len(kept)} detected face(s) left VISIBLE by keep regions in {', '.join(corrections.sources)}; "
+            "check that each person consented or is a public official"
+        )
+    return notes
+
+
 def process_photo(job: Job, engine: Engine) -> FileResult:
-    """Read, detect, mask, verify and write one photo; any failure leaves no output."""
+    """Read, detect, apply sidecar corrections, mask, verify and write one photo; any failure leaves no output."""
     start = time.perf_counter()
     base = FileResult(source=str(job.source), status=Status.failed, kind="image")
     if job.output is None:
         return replace(base, reason="no output path")
     try:
+        corrections = load_corrections(job.source)
         photo = read_photo(job.source, job.format)
-        dets = engine.detector.detect(photo.rgb)
-        result = anonymize_frame(photo.rgb, dets, engine)
+        h, w = photo.rgb.shape[:2]
+        corrections.check_fits(w, h, job.source)
+        added, keep = corrections.at(None)
+        dets, kept = split_kept(engine.detector.detect(photo.rgb), keep)
+        extra = add_regions(np.zeros((h, w), bool), added) if len(added) else None
+        result = anonymize_frame(photo.rgb, dets, engine, extra=extra, keep=keep)
         data = encode_photo(result.frame, photo.alpha, job.format, engine.settings.jpeg_quality)
         write_bytes_atomic(job.output, data)
     except BlurError as exc:
         return replace(base, reason=str(exc), seconds=time.perf_counter() - start)
-    faces = len(result.detections) + len(result.flagged)
-    listed = [{**d, "second_pass": False} for d in result.detections.to_list()]
-    listed += [{**d, "second_pass": True} for d in result.flagged.to_list()]
     return replace(
         base,
         status=Status.ok,
         output=str(job.output),
-        faces=faces,
+        faces=len(result.detections) + len(result.flagged),
         flagged=len(result.flagged),
         seconds=time.perf_counter() - start,
-        notes=photo.notes,
-        detections=tuple(listed),
+        notes=photo.notes + tuple(_correction_notes(corrections, kept, added)),
+        detections=_listed(result, kept, added),
     )

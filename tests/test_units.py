@@ -200,7 +200,7 @@ class TestPlan:
     def test_big_photos_are_not_upscaled_whole(self):
         """Very large photos get passes whose pixel count stays proportional to the photo's."""
         work = sum(
-            (len(p.tiles) * 640 * 640 if p.tiles else (8000 * p.scale) * (6000 * p.scale))
+            (len(p.tiles) * 1024 * 1024 if p.tiles else (8000 * p.scale) * (6000 * p.scale))
             for p in plan_passes(8000, 6000)
         )
         assert work < 3 * 8000 * 6000

@@ -95,10 +95,7 @@ def exif_findings(block: bytes, where: str) -> list[Finding]:
         structure = parse_tiff(data)
     except TiffError as exc:
         return [Finding(Category.metadata, f"EXIF block ({len(block)} bytes)", f"malformed: {exc}", where)]
-    findings = structure_findings(structure, EMBEDDED_ALLOWED, where, embedded=True)
-    if not findings and structure.ifds:
-        return []
-    return findings
+    return structure_findings(structure, EMBEDDED_ALLOWED, where, embedded=True)
 
 
 def tiff_findings(data: bytes) -> list[Finding]:

