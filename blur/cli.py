@@ -92,8 +92,28 @@ def anonymize(
     ] = 0,
     ep: ProviderOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    html: Annotated[
+        Path | None,
+        typer.Option(
+            "--html", help="Write a review page (anonymized outputs with every mask outlined) to this .html file."
+        ),
+    ] = None,
+    html_with_originals: Annotated[
+        bool,
+        typer.Option(
+            "--html-with-originals",
+            help="Also show the ORIGINAL photos in the review page. It then contains unmasked faces: local use only.",
+        ),
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Redo every file, even outputs an interrupted earlier run completed.")
+    ] = False,
 ) -> None:
-    """Anonymize every face in PATHS and write clean copies under --output."""
+    """Anonymize every face in PATHS and write clean copies under --output.
+
+    Correction sidecars (PHOTO.blur.json, or .blur.json per folder) are applied automatically. A run
+    that was interrupted resumes: verified finished outputs are kept, the rest is redone.
+    """
     from blur.cli_run import run_anonymize  # noqa: PLC0415 - heavy imports only when a command runs
 
     settings = Settings(
@@ -104,8 +124,19 @@ def anonymize(
         video_crf=crf,
         keep_audio=audio,
     )
+    if html_with_originals and html is None:
+        raise typer.BadParameter("--html-with-originals needs --html FILE", param_hint="--html-with-originals")
     code = run_anonymize(
-        paths, output, settings, report=report, jobs=jobs, quiet=quiet, console=Console(stderr=True, soft_wrap=True)
+        paths,
+        output,
+        settings,
+        report=report,
+        jobs=jobs,
+        quiet=quiet,
+        console=Console(stderr=True, soft_wrap=True),
+        html=html,
+        html_with_originals=html_with_originals,
+        force=force,
     )
     raise typer.Exit(code)
 
@@ -118,12 +149,20 @@ def detect(
     threshold: ThresholdOpt = None,
     multiscale: MultiscaleOpt = True,
     ep: ProviderOpt = None,
+    write_sidecar: Annotated[
+        bool,
+        typer.Option(
+            "--write-sidecar",
+            help="Also write PHOTO.blur.json beside each file: the faces found, plus empty 'add' and 'keep' "
+            "lists to edit (never overwrites an existing sidecar).",
+        ),
+    ] = False,
 ) -> None:
     """Print the faces found in photos (boxes in the upright picture's pixels), writing no images."""
     from blur.cli_run import run_detect  # noqa: PLC0415
 
     cfg = _detector_config(backend, threshold, multiscale, ep)
-    code, payload = run_detect(paths, cfg)
+    code, payload = run_detect(paths, cfg, write_sidecar=write_sidecar)
     if as_json:
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
     else:
@@ -132,17 +171,22 @@ def detect(
 
 
 def _print_detections(payload: dict[str, Any]) -> None:
+    from blur.textsafe import printable  # noqa: PLC0415
+
     for item in payload["files"]:
+        source = printable(item["source"])
+        if "sidecar" in item:
+            typer.echo(f"{source}: sidecar: {printable(item['sidecar'])}", err=True)
         if item["status"] != "ok":
-            typer.echo(f"{item['source']}: {item['status']}: {item['reason']}", err=True)
+            typer.echo(f"{source}: {item['status']}: {printable(item['reason'])}", err=True)
             continue
-        typer.echo(f"{item['source']}: {len(item['faces'])} face(s)")
+        typer.echo(f"{source}: {len(item['faces'])} face(s)")
         for face in item["faces"]:
             typer.echo(f"  box {face['box']} score {face['score']}")
 
 
 @app.command()
-def audit(  # noqa: PLR0913 - a CLI entry point takes its options flat
+def audit(
     paths: PathsArg,
     as_json: Annotated[bool, typer.Option("--json", help="Print the findings as JSON.")] = False,
     faces: Annotated[
@@ -150,7 +194,8 @@ def audit(  # noqa: PLR0913 - a CLI entry point takes its options flat
     ] = True,
     every: Annotated[int, typer.Option("--every", min=1, help="Check every Nth video frame (1: every frame).")] = 1,
     face_threshold: Annotated[
-        float, typer.Option("--face-threshold", min=0.05, max=0.99, help="Score from which a detection counts as a face.")
+        float,
+        typer.Option("--face-threshold", min=0.05, max=0.99, help="Score from which a detection counts as a face."),
     ] = 0.5,
     backend: BackendOpt = Backend.centerface,
     multiscale: MultiscaleOpt = True,
@@ -166,7 +211,9 @@ def audit(  # noqa: PLR0913 - a CLI entry point takes its options flat
 
     options = AuditOptions(faces=faces, face_threshold=face_threshold, every=every, multiscale=multiscale)
     cfg = _detector_config(backend, None, multiscale, ep)
-    code = run_audit(paths, options, cfg, as_json=as_json, write=typer.echo, console=Console(stderr=True, soft_wrap=True))
+    code = run_audit(
+        paths, options, cfg, as_json=as_json, write=typer.echo, console=Console(stderr=True, soft_wrap=True)
+    )
     raise typer.Exit(code)
 
 

@@ -57,7 +57,7 @@ def _summary(results: list[FileAudit]) -> dict[str, int]:
     return {"files": len(results), **counts}
 
 
-def run_audit(  # noqa: PLR0913 - mirrors the command's options
+def run_audit(
     paths: list[Path], options: AuditOptions, cfg: DetectorConfig, *, as_json: bool, write: Write, console: Console
 ) -> int:
     """Audit `paths`; return 0 when every checked file is clean, 1 when anything was found, 2 on bad usage."""
@@ -73,7 +73,12 @@ def run_audit(  # noqa: PLR0913 - mirrors the command's options
         return 1
     summary = _summary(results)
     if as_json:
-        payload = {"blur_version": __version__, "audit": True, "summary": summary, "files": [r.to_dict() for r in results]}
+        payload = {
+            "blur_version": __version__,
+            "audit": True,
+            "summary": summary,
+            "files": [r.to_dict() for r in results],
+        }
         write(json.dumps(json_ready(payload), indent=2, ensure_ascii=False))
     else:
         write(

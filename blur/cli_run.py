@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,10 @@ from blur.batch import BatchOptions, run_batch
 from blur.config import DetectorConfig, Settings
 from blur.discover import Job, Plan, discover
 from blur.errors import BlurError
+from blur.journal import BusyError, Journal, clean_partials, locked, merge, split_finished
 from blur.media.kinds import Kind
-from blur.pipeline import build_engine
-from blur.report import FileResult, Status, summarise, write_report
+from blur.pipeline import Engine, build_engine
+from blur.report import FileResult, Status, json_ready, summarise, write_report
 from blur.textsafe import printable
 
 
@@ -54,9 +56,16 @@ def run_anonymize(
     jobs: int,
     quiet: bool,
     console: Console,
+    html: Path | None = None,
+    html_with_originals: bool = False,
+    force: bool = False,
 ) -> int:
-    """Anonymize a batch; return the exit status (0 all ok, 1 any failure, 2 usage error)."""
-    problem = _usage_problem(paths, output)
+    """Anonymize a batch; return the exit status (0 all ok, 1 any failure, 2 usage error).
+
+    Outputs already completed by an interrupted earlier run into `output` are verified against the
+    journal and kept (unless `force`); temporary files a killed run left behind are removed first.
+    """
+    problem = _usage_problem(paths, output) or _html_problem(html, paths)
     if problem:
         console.print(f"[red]error:[/red] {_safe(problem)}")
         return 2
@@ -67,6 +76,96 @@ def run_anonymize(
         console.print(f"[red]error:[/red] cannot load the detector: {_safe(str(exc))}")
         return 1
     job_list = discover(paths, output)
+    try:
+        with locked(output):
+            results = _resumable(
+                job_list, output, settings, engine, jobs=jobs, quiet=quiet, console=console, force=force
+            )
+    except (BusyError, OSError) as exc:
+        console.print(f"[red]error:[/red] {_safe(str(exc))}")
+        return 1
+    summary = summarise(results, time.perf_counter() - start)
+    written = _write_report(report, results, summary, _meta(settings, engine.detector), console)
+    if html is not None:
+        written = _write_review(html, results, settings, html_with_originals, console) and written
+    for r in results:
+        if r.status is Status.skipped:
+            console.print(f"[dim]skipped:[/dim] {_safe(r.source)}: {_safe(r.reason)}")
+        elif any(d.get("kept") for d in r.detections):
+            console.print(f"[yellow]note:[/yellow] {_safe(r.source)}: faces left visible by keep regions (see report)")
+    flagged = f", {summary.flagged_files} flagged by the second pass" if summary.flagged_files else ""
+    console.print(
+        f"{summary.ok} ok, {summary.failed} failed, {summary.skipped} skipped; "
+        f"{summary.faces} faces masked{flagged}; {summary.seconds:.1f}s. Output: {_safe(str(output))}"
+    )
+    return 1 if summary.failed or not written else 0
+
+
+def _write_report(
+    report: Path | None, results: list[FileResult], summary: Any, meta: dict[str, Any], console: Console
+) -> bool:
+    if report is None:
+        return True
+    try:
+        write_report(report, results, summary, meta)
+    except OSError as exc:
+        console.print(f"[red]error:[/red] cannot write the report {_safe(str(report))}: {_safe(str(exc))}")
+        return False
+    return True
+
+
+def _resumable(
+    job_list: list[Job],
+    output: Path,
+    settings: Settings,
+    engine: Engine,
+    *,
+    jobs: int,
+    quiet: bool,
+    console: Console,
+    force: bool,
+) -> list[FileResult]:
+    """Clean a killed run's leftovers, skip verified finished outputs, run the rest, keep the journal."""
+    removed = clean_partials(output)
+    if removed:
+        console.print(f"[dim]removed {len(removed)} unfinished temporary file(s) left by an interrupted run[/dim]")
+    journal = Journal(output, settings, fresh=force)
+    pending, done = split_finished(job_list, journal)
+    if done:
+        console.print(
+            f"[dim]resuming: {len(done)} output(s) already complete and verified; use --force to redo them[/dim]"
+        )
+    by_source = {str(j.source): j for j in pending}
+    warned: list[str] = []
+
+    def record(result: FileResult) -> None:
+        job = by_source.get(result.source)
+        if job is None or result.status is not Status.ok:
+            return
+        try:
+            journal.record(job, result)
+        except OSError as exc:
+            if not warned:
+                warned.append(str(exc))
+                console.print(f"[yellow]warning:[/yellow] cannot update the resume journal: {_safe(str(exc))}")
+
+    ran = _run_with_progress(pending, settings, engine, jobs=jobs, quiet=quiet, console=console, record=record)
+    results = merge(job_list, done, ran)
+    if all(r.status is not Status.failed for r in results):
+        journal.remove()
+    return results
+
+
+def _run_with_progress(
+    job_list: list[Job],
+    settings: Settings,
+    engine: Engine,
+    *,
+    jobs: int,
+    quiet: bool,
+    console: Console,
+    record: Callable[[FileResult], None],
+) -> list[FileResult]:
     processed = [j for j in job_list if j.plan is Plan.process]
     show = console.is_terminal and not quiet
     progress = Progress(
@@ -81,6 +180,7 @@ def run_anonymize(
     video_tasks: dict[Path, TaskID] = {}
 
     def on_result(result: FileResult) -> None:
+        record(result)
         if result.status is Status.failed:
             progress.console.print(f"[red]failed:[/red] {_safe(result.source)}: {_safe(result.reason)}")
         if result.status is not Status.skipped:
@@ -95,19 +195,37 @@ def run_anonymize(
 
     with progress:
         files_task = progress.add_task("files", total=len(processed))
-        results = run_batch(job_list, settings, BatchOptions(jobs=jobs), on_result, on_frames, engine=engine)
-    summary = summarise(results, time.perf_counter() - start)
-    if report is not None:
-        write_report(report, results, summary, _meta(settings, engine.detector))
-    skipped = [r for r in results if r.status is Status.skipped]
-    for r in skipped:
-        console.print(f"[dim]skipped:[/dim] {_safe(r.source)}: {_safe(r.reason)}")
-    flagged = f", {summary.flagged_files} flagged by the second pass" if summary.flagged_files else ""
-    console.print(
-        f"{summary.ok} ok, {summary.failed} failed, {summary.skipped} skipped; "
-        f"{summary.faces} faces masked{flagged}; {summary.seconds:.1f}s. Output: {_safe(str(output))}"
-    )
-    return 1 if summary.failed else 0
+        return run_batch(job_list, settings, BatchOptions(jobs=jobs), on_result, on_frames, engine=engine)
+
+
+def _html_problem(html: Path | None, paths: list[Path]) -> str | None:
+    if html is None:
+        return None
+    if html.suffix.lower() not in (".html", ".htm"):
+        return f"--html {html}: the review page must end in .html"
+    if html.exists():
+        for path in paths:
+            inputs = [path] if not path.is_dir() else []
+            if any(os.path.samefile(html, p) for p in inputs if p.exists()):
+                return f"--html {html} is an input file; choose another name"
+    return None
+
+
+def _write_review(html: Path, results: list[FileResult], settings: Settings, originals: bool, console: Console) -> bool:
+    from blur.review import ReviewOptions, write_review  # noqa: PLC0415 - only when a page is asked for
+
+    if originals:
+        console.print(
+            "[bold red]warning:[/bold red] --html-with-originals puts UNMASKED faces into "
+            f"{_safe(str(html))}: keep it on this machine, never publish or share it"
+        )
+    try:
+        write_review(html, results, ReviewOptions(mask=settings.mask, with_originals=originals))
+    except (OSError, BlurError) as exc:
+        console.print(f"[red]error:[/red] cannot write the review page {_safe(str(html))}: {_safe(str(exc))}")
+        return False
+    console.print(f"review page: {_safe(str(html))} (for review only, not for publication)")
+    return True
 
 
 def _meta(settings: Settings, detector: Any) -> dict[str, Any]:
@@ -123,36 +241,66 @@ def _meta(settings: Settings, detector: Any) -> dict[str, Any]:
     }
 
 
-def run_detect(paths: list[Path], cfg: DetectorConfig) -> tuple[int, dict[str, Any]]:
-    """Detect faces in photos without writing images; return the exit status and a JSON payload."""
-    from blur.media.image import read_photo  # noqa: PLC0415
-    from blur.pipeline import build_engine as _build  # noqa: PLC0415
+def _sidecar_note(job: Job, payload: dict[str, Any]) -> tuple[str, bool]:
+    """Write `job`'s starting sidecar; return what happened and whether it failed."""
+    from blur.corrections import CorrectionsError, sidecar_paths, write_new_sidecar  # noqa: PLC0415
 
-    engine = _build(Settings(detector=cfg, verify=False))
+    own, _ = sidecar_paths(job.source)
+    if own.exists() or own.is_symlink():
+        return f"kept the existing sidecar {own}", False
+    try:
+        return f"wrote {write_new_sidecar(job.source, payload)}", False
+    except CorrectionsError as exc:
+        return str(exc), True
+
+
+def _detect_one(job: Job, engine: Any, write_sidecar: bool) -> tuple[dict[str, Any], bool]:
+    from blur.corrections import sidecar_template  # noqa: PLC0415
+    from blur.media.image import read_photo  # noqa: PLC0415
+    from blur.types import Detections  # noqa: PLC0415
+
+    item: dict[str, Any] = {"source": str(job.source), "status": "skipped", "reason": job.reason}
+    if job.plan is Plan.fail:
+        item["status"] = "failed"
+        return item, True
+    if job.plan is not Plan.process:
+        return item, False
+    if job.kind is not Kind.image:
+        item["reason"] = "video: use `blur anonymize` (detection-only output covers photos)"
+        if write_sidecar:
+            item["sidecar"], failed = _sidecar_note(job, sidecar_template(Detections.empty(), None))
+            return item, failed
+        return item, False
+    try:
+        photo = read_photo(job.source, job.format)
+        dets = engine.detector.detect(photo.rgb)
+    except BlurError as exc:
+        item.update(status="failed", reason=str(exc))
+        return item, True
+    h, w = photo.rgb.shape[:2]
+    item.update(status="ok", reason="", width=w, height=h, faces=dets.to_list())
+    if write_sidecar:
+        item["sidecar"], failed = _sidecar_note(job, sidecar_template(dets, (w, h)))
+        return item, failed
+    return item, False
+
+
+def run_detect(paths: list[Path], cfg: DetectorConfig, *, write_sidecar: bool = False) -> tuple[int, dict[str, Any]]:
+    """Detect faces in photos without writing images; return the exit status and a JSON payload.
+
+    With `write_sidecar`, also write each file's starting correction sidecar (never overwriting one).
+    """
+    engine = build_engine(Settings(detector=cfg, verify=False))
     files: list[dict[str, Any]] = []
     failed = False
     for job in discover(paths, Path(os.devnull) / "blur-detect-none"):
-        item: dict[str, Any] = {"source": str(job.source), "status": "skipped", "reason": job.reason}
-        if job.plan is Plan.process and job.kind is Kind.image:
-            try:
-                photo = read_photo(job.source, job.format)
-                dets = engine.detector.detect(photo.rgb)
-            except BlurError as exc:
-                item.update(status="failed", reason=str(exc))
-                failed = True
-            else:
-                h, w = photo.rgb.shape[:2]
-                item.update(status="ok", reason="", width=w, height=h, faces=dets.to_list())
-        elif job.plan is Plan.process:
-            item["reason"] = "video: use `blur anonymize` (detection-only output covers photos)"
-        elif job.plan is Plan.fail:
-            item["status"] = "failed"
-            failed = True
+        item, bad = _detect_one(job, engine, write_sidecar)
         files.append(item)
+        failed = failed or bad
     payload = {
         "backend": cfg.backend,
         "runtime": getattr(engine.detector, "runtime", ""),
         "threshold": getattr(engine.detector, "threshold", cfg.threshold),
         "files": files,
     }
-    return (1 if failed else 0), payload
+    return (1 if failed else 0), json_ready(payload)

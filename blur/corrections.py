@@ -265,15 +265,18 @@ def split_kept(dets: Detections, keep: Boxes, inside: float = KEEP_INSIDE) -> tu
     return dets[~kept], dets[kept]
 
 
-def sidecar_template(dets: Detections, width: int, height: int) -> dict[str, Any]:
-    """A starting sidecar for a user to edit: the detections as `faces`, and empty `add`/`keep` lists."""
+def sidecar_template(dets: Detections, size: tuple[int, int] | None) -> dict[str, Any]:
+    """A starting sidecar for a user to edit: the detections as `faces`, and empty `add`/`keep` lists.
+
+    `size` (width, height) is recorded so the sidecar is refused for a resized copy; None for videos.
+    """
     return {
         "blur_sidecar": VERSION,
         "note": "Boxes are x1, y1, x2, y2 in pixels of the upright picture. 'add': always masked "
         "(missed faces, name tags, badge numbers, tattoos). 'keep': faces mostly inside stay visible "
         "(consenting speakers, public officials). 'faces' is for reference only. For video, a region "
         "may carry 'start' and 'end' in seconds.",
-        "size": [width, height],
+        "size": None if size is None else list(size),
         "faces": dets.to_list(),
         "add": [],
         "keep": [],

@@ -14,6 +14,7 @@ from enum import Enum
 from pathlib import Path
 
 from blur.media.kinds import Kind, Sniffed, extension_kind, formats_agree, sniff
+from blur.workfiles import is_sidecar
 
 
 class Plan(str, Enum):
@@ -83,7 +84,8 @@ def _walk(root: Path, exclude: Path) -> list[Path]:
             elif sub.resolve() != excluded:
                 keep.append(name)
         dirnames[:] = keep
-        found.extend(here / f for f in sorted(filenames))
+        # Correction sidecars belong to their photos: applied, never processed, listed or copied.
+        found.extend(here / f for f in sorted(filenames) if not is_sidecar(Path(f)))
     return found
 
 
@@ -96,6 +98,8 @@ def _job(source: Path, output: Path, inputs: set[Path]) -> Job:
         return Job(source, None, Plan.skip, reason="symbolic link (not followed)")
     if not stat.S_ISREG(st.st_mode):
         return Job(source, None, Plan.skip, reason="not a regular file")
+    if is_sidecar(source):
+        return Job(source, None, Plan.skip, reason="correction sidecar (applied to its photo or video, never copied)")
     if output.exists() and (_same_file(source, output) or output.resolve() in inputs):
         return Job(source, None, Plan.fail, reason=f"output {output} is an input file; refusing to overwrite it")
     plan, sniffed, reason = _classify(source)

@@ -102,10 +102,16 @@ def anonymize_frame(
 def _listed(result: Anonymized, kept: Detections, added: Boxes) -> tuple[dict[str, Any], ...]:
     """Every mask and kept face for the report: detector, second pass, sidecar additions, kept visible."""
     rows: list[dict[str, Any]] = []
-    for dets, second, is_kept in ((result.detections, False, False), (result.flagged, True, False), (kept, False, True)):
+    for dets, second, is_kept in (
+        (result.detections, False, False),
+        (result.flagged, True, False),
+        (kept, False, True),
+    ):
         rows += [{**d, "second_pass": second, "kept": is_kept, "added": False} for d in dets.to_list()]
     for box in added.tolist():
-        rows.append({"box": [round(v, 1) for v in box], "score": 1.0, "second_pass": False, "kept": False, "added": True})
+        rows.append(
+            {"box": [round(v, 1) for v in box], "score": 1.0, "second_pass": False, "kept": False, "added": True}
+        )
     return tuple(rows)
 
 

@@ -350,8 +350,8 @@ class CutConfig:
         size: thumbnail width and height the measures are taken on.
     """
 
-    histogram: float = 0.5
-    pixels: float = 30.0
+    histogram: float = 0.15
+    pixels: float = 20.0
     size: tuple[int, int] = (64, 36)
 
 

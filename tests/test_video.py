@@ -116,8 +116,13 @@ def render(astro: Frame, n: int, width: int, height: int) -> tuple[list[Frame], 
 
 def write_clip(path: Path, astro: Frame, spec: Spec) -> Clip:
     """Write a clip with a moving face, sine-tone audio, a subtitle, an attachment and planted metadata."""
+    frames, faces = render(astro, spec.frames, *spec.size)
+    return encode_clip(path, frames, faces, spec)
+
+
+def encode_clip(path: Path, frames: list[Frame], faces: list[tuple[int, int, int, int]], spec: Spec) -> Clip:
+    """Encode upright `frames` as `spec` says (stored sideways when `spec.turns`), with audio and metadata."""
     width, height = spec.size
-    frames, faces = render(astro, spec.frames, width, height)
     with av.open(str(path), "w", format=spec.muxer, options=dict(spec.options)) as out:
         for key, value in PLANTED.items():
             out.metadata[key] = value
@@ -519,6 +524,68 @@ def test_playlist_pointing_at_a_local_file_is_refused(
     cli = runner.invoke(app, ["anonymize", str(evil.parent), "-o", str(tmp_path / "out"), "--jobs", "1", "--quiet"])
     assert cli.exit_code == 1, cli.output
     assert not (tmp_path / "out" / name).exists()
+
+
+# ------------------------------------------------------------------------------------ no leaks
+
+
+def _smear(sprite: Frame, length: int) -> Frame:
+    kernel = np.zeros((length, length), np.float32)
+    kernel[length // 2] = 1.0 / length
+    return np.asarray(cv2.filter2D(sprite, -1, kernel), np.uint8)
+
+
+def occluded_scene(astro: Frame) -> tuple[list[Frame], list[tuple[int, int, int, int]], list[float], set[int]]:
+    """A face crossing a pole, motion-blurred in two bursts, then a scene cut to another background.
+
+    Returns the frames, the face box per frame, the share of the face in view, and the blurred frames.
+    """
+    from skimage import data
+
+    sprite, face = head_sprite(astro)
+    sh, sw = sprite.shape[:2]
+    first = background(320, 240)
+    second = np.asarray(cv2.resize(data.rocket(), (320, 240), interpolation=cv2.INTER_AREA), np.uint8)
+    pole = (150, 168)
+    blurred = {11, 12, 13, 22, 23, 24}
+    frames, faces, visible = [], [], []
+    for i in range(40):
+        if i < 30:
+            x, y, base, drawn = 5 + 7 * i, (240 - sh) // 2, first, _smear(sprite, 31) if i in blurred else sprite
+        else:
+            x, y, base, drawn = 200, 30, second, sprite
+        frame = base.copy()
+        frame[y : y + sh, x : x + sw] = drawn
+        box = (x + face[0], y + face[1], x + face[2], y + face[3])
+        hidden_cols = max(0, min(box[2], pole[1]) - max(box[0], pole[0])) if i < 30 else 0
+        if i < 30:
+            frame[:, pole[0] : pole[1]] = (90, 90, 96)
+        frames.append(frame)
+        faces.append(box)
+        visible.append(1 - hidden_cols / (box[2] - box[0]))
+    return frames, faces, visible, blurred
+
+
+def test_no_leak_where_the_detector_misses_the_face(tmp_path: Path, astro: Frame, engine: Engine) -> None:
+    """Frames where the detector finds no face (motion blur) are still masked by the track, pole and cut included."""
+    from blur.videoproc import LOW_FRACTION, threshold_of, video_detector
+
+    frames, faces, visible, blurred = occluded_scene(astro)
+    detector = video_detector(engine, threshold_of(engine.detector) * LOW_FRACTION)
+    high = threshold_of(engine.detector)
+    missed = [i for i in sorted(blurred) if not (detector.detect(frames[i]).score >= high).any()]
+    assert len(missed) >= 3, "the clip must make the detector miss the face, or it tests nothing"
+    clip = encode_clip(tmp_path / "pole.mp4", frames, faces, Spec(frames=len(frames), subtitle=None))
+    result, output = run(clip, engine, tmp_path / "out", "mp4")
+    assert result.status is Status.ok, result.reason
+    out = decode(output)
+    leaked = [
+        i
+        for i, (f, c, b, v) in enumerate(zip(out.frames, frames, faces, visible, strict=True))
+        if v >= 0.5 and not hidden(f, c, b)
+    ]
+    assert leaked == []
+    assert result.tracks is not None and result.tracks >= 2, "the scene cut starts a new track"
 
 
 # -------------------------------------------------------------------------------------- the CLI

@@ -42,8 +42,13 @@ _XMP_HIDDEN: tuple[tuple[str, str], ...] = (
     ("GainMap", "gain map image (a second copy of the scene)"),
 )
 _IRB_NAMES = {
-    0x0404: "IPTC", 0x040F: "ICC profile", 0x0422: "EXIF", 0x0424: "XMP", 0x0425: "IPTC digest",
-    0x03ED: "resolution", 0x0BB7: "clipping path",
+    0x0404: "IPTC",
+    0x040F: "ICC profile",
+    0x0422: "EXIF",
+    0x0424: "XMP",
+    0x0425: "IPTC digest",
+    0x03ED: "resolution",
+    0x0BB7: "clipping path",
 }
 _IRB_THUMBNAILS = {0x0409, 0x040C}
 

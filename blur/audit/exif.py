@@ -25,7 +25,9 @@ def _value_text(entry: Entry) -> str:
 def _special(entry: Entry, where: str) -> list[Finding] | None:
     """Findings for tags that hold whole blocks of other metadata, or None for a plain tag."""
     if entry.tag == 0x927C:
-        found = [Finding(Category.metadata, "maker note", f"{entry.count} bytes of vendor data (serials, counters)", where)]
+        found = [
+            Finding(Category.metadata, "maker note", f"{entry.count} bytes of vendor data (serials, counters)", where)
+        ]
         if any(kind.endswith("image") for _, kind in signatures(entry.value)):
             found.append(Finding(Category.hidden, "preview image inside the maker note", where=where))
         return found
@@ -77,7 +79,9 @@ def _extra_image(ifd: Ifd, order: str, where: str, *, embedded: bool) -> Finding
     return Finding(Category.hidden, what, size, f"{where} {ifd.name}")
 
 
-def structure_findings(structure: TiffStructure, allowed: Mapping[str, frozenset[int]], where: str, *, embedded: bool) -> list[Finding]:
+def structure_findings(
+    structure: TiffStructure, allowed: Mapping[str, frozenset[int]], where: str, *, embedded: bool
+) -> list[Finding]:
     """Report every directory beyond the first image as a hidden image, and every tag not allowed."""
     findings: list[Finding] = []
     for ifd in structure.ifds:

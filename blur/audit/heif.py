@@ -16,7 +16,9 @@ def _image_findings(info: dict[str, Any], where: str) -> list[Finding]:
     findings: list[Finding] = []
     exif = info.get("exif")
     if exif:
-        findings += exif_findings(bytes(exif), where) or [Finding(Category.metadata, "EXIF item", f"{len(exif)} bytes", where)]
+        findings += exif_findings(bytes(exif), where) or [
+            Finding(Category.metadata, "EXIF item", f"{len(exif)} bytes", where)
+        ]
     xmp = info.get("xmp")
     if xmp:
         findings += xmp_findings(bytes(xmp), where)

@@ -44,7 +44,9 @@ def _app2(payload: bytes, where: str, icc: list[bytes]) -> list[Finding]:
         icc.append(payload[14:])
         return []
     if payload.startswith(b"MPF\x00"):
-        return [Finding(Category.hidden, "MPF multi-picture index", "extra images are stored after the main image", where)]
+        return [
+            Finding(Category.hidden, "MPF multi-picture index", "extra images are stored after the main image", where)
+        ]
     return [Finding(Category.metadata, "APP2 segment", excerpt(payload[:16]), where)]
 
 
@@ -111,7 +113,9 @@ def jpeg_findings(data: bytes) -> list[Finding]:
         if data[pos] != 0xFF:
             nxt = data.find(b"\xff", pos)
             end = len(data) if nxt < 0 else nxt
-            findings.append(Finding(Category.hidden, "stray data between segments", f"{end - pos} bytes", f"offset {pos}"))
+            findings.append(
+                Finding(Category.hidden, "stray data between segments", f"{end - pos} bytes", f"offset {pos}")
+            )
             findings += signature_findings(data[pos:end], pos, "stray data")
             pos = end
             continue
@@ -135,7 +139,9 @@ def jpeg_findings(data: bytes) -> list[Finding]:
         (length,) = struct.unpack_from(">H", data, pos + 2)
         end = pos + 2 + length
         if length < 2 or end > len(data):
-            findings.append(Finding(Category.error, "truncated or corrupt JPEG", f"segment 0x{marker:02X} at offset {pos}"))
+            findings.append(
+                Finding(Category.error, "truncated or corrupt JPEG", f"segment 0x{marker:02X} at offset {pos}")
+            )
             break
         payload = data[pos + 4 : end]
         where = f"{_marker_name(marker)} at offset {pos}"

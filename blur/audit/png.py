@@ -16,8 +16,23 @@ from blur.audit.model import Category, Finding
 from blur.textsafe import excerpt
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
-ALLOWED = frozenset({b"IHDR", b"PLTE", b"IDAT", b"IEND", b"tRNS", b"gAMA", b"cHRM", b"sRGB", b"cICP", b"pHYs",
-                     b"sBIT", b"bKGD", b"hIST"})
+ALLOWED = frozenset(
+    {
+        b"IHDR",
+        b"PLTE",
+        b"IDAT",
+        b"IEND",
+        b"tRNS",
+        b"gAMA",
+        b"cHRM",
+        b"sRGB",
+        b"cICP",
+        b"pHYs",
+        b"sBIT",
+        b"bKGD",
+        b"hIST",
+    }
+)
 _ANIMATION = frozenset({b"acTL", b"fcTL", b"fdAT"})
 _INFLATE_LIMIT = 1 << 20
 """Decompress at most this much of a text or profile chunk: enough to describe it, never a bomb."""
@@ -53,11 +68,13 @@ def _chunk(kind: bytes, payload: bytes, where: str, seen_animation: bool) -> lis
         found = [Finding(Category.metadata, f"PNG text '{excerpt(keyword, 40)}'", excerpt(text), where)]
         return found + signature_findings(text, 0, f"{where} (decompressed)")
     if kind == b"eXIf":
-        return exif_findings(payload, where) or [Finding(Category.metadata, "eXIf chunk", f"{len(payload)} bytes", where)]
+        return exif_findings(payload, where) or [
+            Finding(Category.metadata, "eXIf chunk", f"{len(payload)} bytes", where)
+        ]
     if kind == b"iCCP":
         name, _, rest = payload.partition(b"\x00")
-        found = icc_finding(_inflate(rest[1:]), where)
-        return [Finding(found.category, found.what, f"name '{excerpt(name, 40)}'; {found.detail}", where)]
+        icc = icc_finding(_inflate(rest[1:]), where)
+        return [Finding(icc.category, icc.what, f"name '{excerpt(name, 40)}'; {icc.detail}", where)]
     if kind == b"tIME" and len(payload) == 7:
         year, month, day, hour, minute, second = struct.unpack(">HBBBBB", payload)
         stamp = f"{year:04d}-{month:02d}-{day:02d} {hour:02d}:{minute:02d}:{second:02d}"
@@ -66,8 +83,8 @@ def _chunk(kind: bytes, payload: bytes, where: str, seen_animation: bool) -> lis
         return [] if seen_animation else [Finding(Category.hidden, "animation frames (APNG)", where=where)]
     if kind == b"caBX":
         return [Finding(Category.metadata, "C2PA manifest (caBX)", f"{len(payload)} bytes", where)]
-    name = kind.decode("latin-1")
-    found = [Finding(Category.metadata, f"chunk '{excerpt(name)}'", f"{len(payload)} bytes", where)]
+    label = excerpt(kind.decode("latin-1"))
+    found = [Finding(Category.metadata, f"chunk '{label}'", f"{len(payload)} bytes", where)]
     return found + signature_findings(payload, 0, where)
 
 

@@ -21,7 +21,9 @@ def _chunk(kind: bytes, payload: bytes, where: str) -> list[Finding]:
     if kind in ALLOWED:
         return []
     if kind == b"EXIF":
-        return exif_findings(payload, where) or [Finding(Category.metadata, "EXIF chunk", f"{len(payload)} bytes", where)]
+        return exif_findings(payload, where) or [
+            Finding(Category.metadata, "EXIF chunk", f"{len(payload)} bytes", where)
+        ]
     if kind == b"XMP ":
         return xmp_findings(payload, where)
     if kind == b"ICCP":
@@ -29,7 +31,10 @@ def _chunk(kind: bytes, payload: bytes, where: str) -> list[Finding]:
     if kind in _ANIMATION:
         return [Finding(Category.hidden, "animation frame" if kind == b"ANMF" else "animation header", where=where)]
     name = excerpt(kind.decode("latin-1"))
-    return [Finding(Category.metadata, f"chunk '{name}'", f"{len(payload)} bytes", where), *signature_findings(payload, 0, where)]
+    return [
+        Finding(Category.metadata, f"chunk '{name}'", f"{len(payload)} bytes", where),
+        *signature_findings(payload, 0, where),
+    ]
 
 
 def webp_findings(data: bytes) -> list[Finding]:
@@ -40,7 +45,9 @@ def webp_findings(data: bytes) -> list[Finding]:
     riff_end = 8 + size
     findings: list[Finding] = []
     if riff_end > len(data):
-        findings.append(Finding(Category.error, "truncated WebP", f"RIFF declares {size} bytes, {len(data) - 8} present"))
+        findings.append(
+            Finding(Category.error, "truncated WebP", f"RIFF declares {size} bytes, {len(data) - 8} present")
+        )
         riff_end = len(data)
     pos = 12
     while pos + 8 <= riff_end:
@@ -54,6 +61,8 @@ def webp_findings(data: bytes) -> list[Finding]:
         pos = end + (length % 2)
     tail = data[8 + size :] if 8 + size < len(data) else b""
     if tail:
-        findings.append(Finding(Category.hidden, "data after the RIFF container", f"{len(tail)} bytes", f"offset {8 + size}"))
+        findings.append(
+            Finding(Category.hidden, "data after the RIFF container", f"{len(tail)} bytes", f"offset {8 + size}")
+        )
         findings += signature_findings(tail, 8 + size, "after the RIFF container")
     return findings

