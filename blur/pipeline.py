@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
+import cv2
 import numpy as np
 
 from blur.anonymize.filters import anonymize
@@ -24,6 +25,7 @@ COVERED = 0.6
 """A second-pass detection counts as already hidden when this share of its box lies under the mask."""
 
 
+VERIFY_MAX_SIDE = 1600
 VERIFY_THRESHOLD = 0.5
 """Score at which the second pass treats a detection on the anonymized picture as a face still visible."""
 
@@ -74,6 +76,17 @@ def uncovered(dets: Detections, mask: Mask) -> Detections:
     return dets[keep]
 
 
+def _verify(verifier: Detector, frame: Frame) -> Detections:
+    """Second pass on a copy no larger than VERIFY_MAX_SIDE: it looks for faces still plainly visible,
+    and a 45 MP frame at full size would cost 450 MB of activations for that."""
+    h, w = frame.shape[:2]
+    scale = min(1.0, VERIFY_MAX_SIDE / max(h, w))
+    if scale == 1.0:
+        return verifier.detect(frame)
+    small = cv2.resize(frame, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+    return verifier.detect(np.asarray(small, np.uint8)).scaled(1 / scale).clipped(w, h)
+
+
 def anonymize_frame(
     frame: Frame, dets: Detections, engine: Engine, extra: Mask | None = None, keep: Boxes | None = None
 ) -> Anonymized:
@@ -90,7 +103,7 @@ def anonymize_frame(
     out = anonymize(frame, mask, cfg)
     flagged = Detections.empty()
     if engine.verifier is not None:
-        flagged = uncovered(engine.verifier.detect(out), mask)
+        flagged = uncovered(_verify(engine.verifier, out), mask)
         if keep is not None and len(keep):
             flagged, _ = split_kept(flagged, keep)
         if len(flagged):

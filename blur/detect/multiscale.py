@@ -19,6 +19,8 @@ import math
 from dataclasses import dataclass, field
 
 WHOLE_MAX_SIDE = 2048
+TILED_WHOLE_MAX_SIDE = 1024
+"""With tiles, the whole-image pass only has to find faces larger than the tile overlap (128 px)."""
 DETAIL_BUDGET_PX = 4_200_000
 DETAIL_MAX_SCALE = 2.0
 WHOLE_IMAGE_LIMIT_PX = 3_400_000
@@ -42,20 +44,21 @@ class Pass:
     batch: int = 2
 
 
-def tile_grid(
-    width: int, height: int, tile: int = TILE, overlap: int = OVERLAP
-) -> tuple[tuple[int, int, int, int], ...]:
-    """Overlapping tiles covering a width×height image; edge tiles are shifted inwards to keep full size."""
+def _spans(length: int, tile: int, overlap: int) -> list[tuple[int, int]]:
+    """Evenly spaced equal spans of at most `tile` covering `length`, neighbours sharing >= `overlap`."""
+    if length <= tile:
+        return [(0, length)]
+    count = math.ceil((length - overlap) / (tile - overlap))
+    size = min(tile, math.ceil((length + (count - 1) * overlap) / count))
+    starts = [round(i * (length - size) / (count - 1)) for i in range(count)]
+    return [(start, start + size) for start in starts]
 
-    def starts(length: int) -> list[int]:
-        if length <= tile:
-            return [0]
-        step = tile - overlap
-        out = list(range(0, length - tile, step))
-        out.append(length - tile)
-        return out
 
-    return tuple((x, y, min(x + tile, width), min(y + tile, height)) for y in starts(height) for x in starts(width))
+def tile_grid(width: int, height: int, tile: int = TILE, overlap: int = OVERLAP) -> tuple[tuple[int, int, int, int], ...]:
+    """Equal-size overlapping tiles covering a width×height image, spread evenly so overlap is not wasted."""
+    return tuple(
+        (x0, y0, x1, y1) for (y0, y1) in _spans(height, tile, overlap) for (x0, x1) in _spans(width, tile, overlap)
+    )
 
 
 def detail_scale(width: int, height: int) -> float:
@@ -77,6 +80,9 @@ def plan_passes(width: int, height: int, *, multiscale: bool = True, threshold: 
         sw, sh = round(width * up), round(height * up)
         tiles = () if sw * sh <= WHOLE_IMAGE_LIMIT_PX else tile_grid(sw, sh)
         passes.append(Pass(up, t, tiles))
+    if passes and passes[0].tiles:
+        whole_scale = min(1.0, TILED_WHOLE_MAX_SIDE / long_side)
+        whole = Pass(whole_scale, whole.threshold)
     if not passes or passes[0].tiles:
         # An untiled detail pass already sees everything the native pass would (measured: dropping
         # the native pass then costs no recall under 80 px); tiled detail passes need it for faces

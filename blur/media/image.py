@@ -69,16 +69,27 @@ def _decode(image: Image.Image, path: Path, fmt: str, notes: list[str]) -> Photo
     if pages > 1:
         notes.append(f"TIFF holds {pages} pages: only the first was anonymized and written; the others were dropped")
     image.load()
-    upright = ImageOps.exif_transpose(image)
-    upright = _to_srgb(upright, notes)
-    alpha = None
-    if upright.mode in ("RGBA", "LA", "PA") or (upright.mode == "P" and "transparency" in upright.info):
-        rgba = upright.convert("RGBA")
-        alpha = np.asarray(rgba)[:, :, 3].copy()
-        rgb = np.asarray(rgba.convert("RGB"), dtype=np.uint8).copy()
-    else:
-        rgb = np.asarray(upright.convert("RGB"), dtype=np.uint8).copy()
+    rgb, alpha = _pixels(image, notes)
     return Photo(rgb=rgb, alpha=alpha, format=fmt, notes=tuple(notes))
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    """Apply EXIF orientation, copying only when a transpose is needed (a 45 MP frame is 136 MB)."""
+    if image.getexif().get(0x0112, 1) in (0, 1):
+        return image
+    upright = ImageOps.exif_transpose(image)
+    return image if upright is None else upright
+
+
+def _pixels(image: Image.Image, notes: list[str]) -> tuple[Frame, np.ndarray | None]:
+    """Upright sRGB pixels and the alpha plane, if any, with as few full-size copies as possible."""
+    upright = _to_srgb(_upright(image), notes)
+    has_alpha = upright.mode in ("RGBA", "LA", "PA") or (upright.mode == "P" and "transparency" in upright.info)
+    if has_alpha:
+        rgba = np.asarray(upright.convert("RGBA"))
+        return np.ascontiguousarray(rgba[:, :, :3]), np.ascontiguousarray(rgba[:, :, 3])
+    rgb = upright if upright.mode == "RGB" else upright.convert("RGB")
+    return np.asarray(rgb, dtype=np.uint8), None
 
 
 def read_photo(path: Path, fmt: str) -> Photo:
@@ -126,13 +137,17 @@ def encode_photo(rgb: Frame, alpha: np.ndarray | None, fmt: str, quality: int) -
     """
     if fmt == "HEIF":
         _register_heif()
-    image = Image.fromarray(rgb, "RGB")
+    # frombuffer shares the array's memory: a 45 MP frame is not copied once more for encoding.
+    contiguous = np.ascontiguousarray(rgb)
+    image = Image.frombuffer("RGB", (contiguous.shape[1], contiguous.shape[0]), contiguous, "raw", "RGB", 0, 1)
     if alpha is not None and fmt in ("PNG", "WEBP", "TIFF", "HEIF"):
         image.putalpha(Image.fromarray(alpha, "L"))
     buffer = io.BytesIO()
     options: dict[str, object] = {}
     if fmt == "JPEG":
-        options = {"quality": quality, "optimize": True, "subsampling": "4:2:0" if quality < 95 else "4:4:4"}
+        # Huffman optimisation holds the whole coded image in memory twice: only for small photos.
+        small = rgb.shape[0] * rgb.shape[1] <= 12_000_000
+        options = {"quality": quality, "optimize": small, "subsampling": "4:2:0" if quality < 95 else "4:4:4"}
     elif fmt == "WEBP":
         options = {"quality": quality, "method": 4}
     elif fmt == "HEIF":
