@@ -43,7 +43,6 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -70,11 +69,12 @@ def log(msg: str) -> None:
 
 @dataclass(frozen=True)
 class Face:
-    """One face instance in one frame: ground-truth box and how much of it is in view."""
+    """One face instance in one frame: its outline (a possibly rotated ellipse), box, and share in view."""
 
     ident: str
     box: tuple[float, float, float, float]
     visible: float
+    outline: tuple[tuple[float, float], ...] = ()
 
 
 @dataclass
@@ -146,8 +146,8 @@ def _transform(pose: Pose, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     return sprite, alpha, affine
 
 
-def _draw(frame: np.ndarray, pose: Pose, sprites: dict[str, Any]) -> tuple[float, float, float, float]:
-    """Paste a transformed sprite centred at (cx, cy); return its face box in the frame."""
+def _draw(frame: np.ndarray, pose: Pose, sprites: dict[str, Any]) -> tuple[tuple[float, float], ...]:
+    """Paste a transformed sprite centred at (cx, cy); return the outline of its face in the frame."""
     image, (fx1, fy1, fx2, fy2) = sprites[pose.sprite]
     sprite, alpha, affine = _transform(pose, image)
     h, w = alpha.shape
@@ -158,18 +158,32 @@ def _draw(frame: np.ndarray, pose: Pose, sprites: dict[str, Any]) -> tuple[float
         region = frame[ya:yb, xa:xb].astype(np.float32)
         blended = region * (1 - a) + sprite[ya - y0 : yb - y0, xa - x0 : xb - x0] * a
         frame[ya:yb, xa:xb] = np.clip(blended, 0, 255).astype(np.uint8)
-    corners = np.array([[fx1, fy1, 1], [fx2, fy1, 1], [fx1, fy2, 1], [fx2, fy2, 1]], np.float64) @ affine.T
-    return (x0 + corners[:, 0].min(), y0 + corners[:, 1].min(), x0 + corners[:, 0].max(), y0 + corners[:, 1].max())
+    # The face is the ellipse inscribed in its box (the box corners are hair, ears or background).
+    angles = np.linspace(0, 2 * np.pi, 32, endpoint=False)
+    cx, cy, rx, ry = (fx1 + fx2) / 2, (fy1 + fy2) / 2, (fx2 - fx1) / 2, (fy2 - fy1) / 2
+    ring = np.stack([cx + rx * np.cos(angles), cy + ry * np.sin(angles), np.ones_like(angles)], axis=1) @ affine.T
+    return tuple((float(x0 + x), float(y0 + y)) for x, y in ring)
 
 
-def _visible(box: tuple[float, float, float, float], occluders: list[tuple[int, int, int, int]]) -> float:
-    x1, y1, x2, y2 = (round(v) for v in box)
-    area = max(1, (x2 - x1) * (y2 - y1))
-    canvas = np.zeros((H, W), bool)
-    canvas[max(0, y1) : max(0, y2), max(0, x1) : max(0, x2)] = True
+def _box(outline: tuple[tuple[float, float], ...]) -> tuple[float, float, float, float]:
+    xs, ys = [p[0] for p in outline], [p[1] for p in outline]
+    return (min(xs), min(ys), max(xs), max(ys))
+
+
+def outline_mask(face: Face) -> np.ndarray:
+    """The face's own pixels (its possibly rotated ellipse), clipped to the frame."""
+    canvas = np.zeros((H, W), np.uint8)
+    cv2.fillConvexPoly(canvas, np.round(np.array(face.outline)).astype(np.int32), 1)
+    return canvas.astype(bool)
+
+
+def _visible(outline: tuple[tuple[float, float], ...], occluders: list[tuple[int, int, int, int]]) -> float:
+    """Share of the face's area that is inside the frame and not behind an occluder."""
+    area = max(1.0, abs(cv2.contourArea(np.array(outline, np.float32))))
+    canvas = outline_mask(Face("", _box(outline), 0.0, outline))
     for ox1, oy1, ox2, oy2 in occluders:
         canvas[oy1:oy2, ox1:ox2] = False
-    return float(canvas.sum() / area)
+    return float(min(1.0, canvas.sum() / area))
 
 
 def _render(
@@ -186,13 +200,13 @@ def _render(
         frame = background(t).copy()
         faces = []
         for pose in poses(t):
-            box = _draw(frame, pose, sprites)
-            faces.append(Face(pose.ident, box, 0.0))
+            outline = _draw(frame, pose, sprites)
+            faces.append(Face(pose.ident, _box(outline), 0.0, outline))
         for ox1, oy1, ox2, oy2 in occluders:
             frame[oy1:oy2, ox1:ox2] = (90, 90, 96)
         noisy = frame.astype(np.float32) + rng.normal(0, 4, frame.shape)  # sensor noise: scores jitter frame to frame
         scene.frames.append(np.clip(noisy, 0, 255).astype(np.uint8))
-        scene.faces.append([dataclasses.replace(f, visible=_visible(f.box, occluders)) for f in faces])
+        scene.faces.append([dataclasses.replace(f, visible=_visible(f.outline, occluders)) for f in faces])
     return scene
 
 
@@ -228,8 +242,9 @@ def synthetic_scenes() -> list[Scene]:
             tilt = 70.0 if _burst(t, (30,), 8) else 0.0
             return [Pose("a1", "astro", 150 + t, 180, 0.5), Pose("b1", "lfw2", 480, 150, 0.8, rot=tilt)]
         fast = 90 <= t < 98
+        travelled = 2 * (t - 75) + 10 * min(8, max(0, t - 90))  # 2 px/frame, 12 px/frame while blurred
         return [
-            Pose("a2", "astro", 520 - (12 if fast else 2) * max(0, t - 75), 190, 0.6, blur=29 if fast else 0),
+            Pose("a2", "astro", 520 - travelled, 190, 0.6, blur=29 if fast else 0),
             Pose("b2", "lfw3", 150, 110, 0.7, rot=min(85.0, 3.0 * max(0, t - 100))),
         ]
 
@@ -302,6 +317,13 @@ def trim(source: Path, dest: Path, frames: int) -> Path:
     return dest
 
 
+def clip_fps(path: Path) -> float:
+    import av
+
+    with av.open(str(path)) as container:
+        return float(container.streams.video[0].average_rate or 30)
+
+
 def frame_count(path: Path) -> int:
     import av
 
@@ -338,32 +360,42 @@ def hidden_pixels(out: np.ndarray, clean: np.ndarray, box: tuple[float, ...]) ->
     return bool(changed >= COVERED or ssim(a, b) < SSIM_HIDDEN)
 
 
-def hidden_fill(out: np.ndarray, clean: np.ndarray, box: tuple[float, ...], occluders: np.ndarray) -> bool:
-    """Metric 1: >= 90 % of the visible face pixels are fill-black, or SSIM against the clean face < 0.6."""
-    a, (x1, y1, x2, y2) = _crop(out, box)
-    if a.size == 0:
-        return True
-    view = ~occluders[y1:y2, x1:x2]
+def hidden_fill(out: np.ndarray, clean: np.ndarray, face: Face, occluders: np.ndarray) -> bool:
+    """Metric 1: >= 90 % of the face's visible pixels are fill-black, or its box's SSIM against the clean < 0.6."""
+    view = outline_mask(face) & ~occluders
     if not view.any():
         return True
-    filled = (a.max(axis=2) < 40)[view].mean()
-    return bool(filled >= COVERED or ssim(a, clean[y1:y2, x1:x2]) < SSIM_HIDDEN)
+    filled = (out.max(axis=2) < 40)[view].mean()
+    if filled >= COVERED:
+        return True
+    a, (x1, y1, x2, y2) = _crop(out, face.box)
+    return bool(a.size and ssim(a, clean[y1:y2, x1:x2]) < SSIM_HIDDEN)
+
+
+def detected(face: Face, dets: Any, high: float) -> bool:
+    """A detection scoring >= high overlaps the face (IoU >= 0.1) with its centre inside the face's box."""
+    from blur.types import iou_matrix
+
+    strong = dets.xyxy[dets.score >= high]
+    if not len(strong):
+        return False
+    x1, y1, x2, y2 = face.box
+    cx, cy = (strong[:, 0] + strong[:, 2]) / 2, (strong[:, 1] + strong[:, 3]) / 2
+    inside = (cx >= x1) & (cx <= x2) & (cy >= y1) & (cy <= y2)
+    iou = iou_matrix(np.array([face.box], np.float32), strong)[0]
+    return bool((inside & (iou >= 0.1)).any())
 
 
 def found_nearby(scene_dets: list[Any], faces: list[list[Face]], high: float) -> dict[tuple[int, str], bool]:
-    """(frame, face) -> the detector finds that face (IoU >= 0.3, score >= high) within +-WINDOW frames."""
-    from blur.types import iou_matrix
-
-    hit: dict[tuple[int, str], bool] = {}
-    for t, (dets, gts) in enumerate(zip(scene_dets, faces, strict=True)):
-        strong = dets.xyxy[dets.score >= high]
-        for face in gts:
-            iou = iou_matrix(np.array([face.box], np.float32), strong) if len(strong) else np.zeros((1, 0))
-            hit[(t, face.ident)] = bool(iou.size and iou.max() >= 0.3)
-    near: dict[tuple[int, str], bool] = {}
-    for (t, ident) in hit:
-        near[(t, ident)] = any(hit.get((u, ident), False) for u in range(t - WINDOW, t + WINDOW + 1))
-    return near
+    """(frame, face) -> the detector finds that face within +-WINDOW frames."""
+    hit = {
+        (t, f.ident): detected(f, dets, high)
+        for t, (dets, gts) in enumerate(zip(scene_dets, faces, strict=True))
+        for f in gts
+    }
+    return {
+        (t, ident): any(hit.get((u, ident), False) for u in range(t - WINDOW, t + WINDOW + 1)) for (t, ident) in hit
+    }
 
 
 @dataclass
@@ -382,7 +414,7 @@ def score_synthetic(scene: Scene, outputs: list[np.ndarray], near: dict[tuple[in
             if face.visible < MIN_VISIBLE or not near.get((t, face.ident), False):
                 continue
             score.face_frames += 1
-            if not hidden_fill(out, clean, face.box, occl):
+            if not hidden_fill(out, clean, face, occl):
                 score.leaked += 1
                 score.leaked_where.append(f"{scene.name}:{face.ident}@{t}")
     return score
@@ -412,6 +444,19 @@ def detect_all(frames: list[np.ndarray], detector: Any, side: int) -> list[Any]:
         for dets in detector.detect_batch(small):
             out.append(dets.scaled(w / size[0], h / size[1]))
     return out
+
+
+def cached_detections(cache: Path, frames: list[np.ndarray], detector: Any) -> list[Any]:
+    """detect_all at the default detection size, kept in `cache` between runs."""
+    from blur.types import Detections
+    from blur.videoproc import VideoOptions
+
+    if cache.is_file():
+        data = np.load(cache)
+        return [Detections(data[f"b{i}"], data[f"s{i}"]) for i in range(len(frames))]
+    dets = detect_all(frames, detector, VideoOptions().detect_side)
+    np.savez(cache, **{f"b{i}": d.xyxy for i, d in enumerate(dets)}, **{f"s{i}": d.score for i, d in enumerate(dets)})
+    return dets
 
 
 def cuts_of(frames: list[np.ndarray], side: int) -> set[int]:
@@ -467,7 +512,9 @@ def reference_faces(frames: list[np.ndarray], cache: Path) -> list[list[tuple[fl
     return rows
 
 
-def leaked_frames(inputs: list[np.ndarray], outputs: list[np.ndarray], refs: list[list[tuple[float, ...]]]) -> tuple[int, int, int]:
+def leaked_frames(
+    inputs: list[np.ndarray], outputs: list[np.ndarray], refs: list[list[tuple[float, ...]]]
+) -> tuple[int, int, int]:
     """(frames with a leaked reference face, leaked face-frames, reference face-frames)."""
     frames = faces = total = 0
     for clean, out, row in zip(inputs, outputs, refs, strict=False):
@@ -492,7 +539,9 @@ def run_cmd(cmd: list[str], log_file: Path) -> Timed:
     t0 = time.perf_counter()
     with log_file.open("w") as fh:
         proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, check=False)
-    return Timed(time.perf_counter() - t0, proc.returncode == 0, "" if proc.returncode == 0 else f"exit {proc.returncode}")
+    return Timed(
+        time.perf_counter() - t0, proc.returncode == 0, "" if proc.returncode == 0 else f"exit {proc.returncode}"
+    )
 
 
 def run_blur(clip: Path, out_dir: Path, extra: list[str]) -> tuple[Timed, Path]:
@@ -535,7 +584,7 @@ def floor_fps(clip: Path, dest: Path) -> Timed:
 
 SWEEP = {
     "max_gap_seconds": [0.25, 0.5, 1.0, 2.0],
-    "pad": [0, 3, 6, 10],
+    "pad": [0, 3, 6, 10, 15, 20, 30],
     "grow": [0.0, 0.02, 0.04, 0.08],
     "low_fraction": [1.0, 1 / 3],
 }
@@ -545,27 +594,53 @@ def tracker_for(fps: float, high: float, **params: float) -> Any:
     from blur.temporal import TrackerConfig
 
     return TrackerConfig(
-        high=high, low=high * params["low_fraction"], max_gap=max(1, round(params["max_gap_seconds"] * fps)),
-        pad=int(params["pad"]), grow=params["grow"],
+        high=high,
+        low=high * params["low_fraction"],
+        max_gap=max(1, round(params["max_gap_seconds"] * fps)),
+        pad=int(params["pad"]),
+        grow=params["grow"],
     )
 
 
-def sweep_synthetic(scenes: list[tuple[Scene, list[np.ndarray], list[Any], set[int]]], high: float) -> list[dict[str, Any]]:
-    """Leaked face-frames and masked area for every tracker setting in SWEEP, on the synthetic scenes."""
+def mask_leaks(
+    scene: Scene, dets: list[Any], cuts: set[int], cfg: Any, near: dict[tuple[int, str], bool]
+) -> tuple[int, int, float]:
+    """(leaked face-frames, face-frames that must be hidden, mean masked share of the frame) at mask level."""
+    from blur.anonymize.mask import build_mask
+    from blur.config import MaskConfig
+    from blur.temporal import track_all
+
+    boxes, _ = track_all(dets, cuts, cfg)
+    occl = _occluder_mask(scene)
+    leaked = total = 0
+    area = 0.0
+    for t, (b, faces) in enumerate(zip(boxes, scene.faces, strict=True)):
+        mask = build_mask(b.clipped(W, H), H, W, MaskConfig())
+        area += float(mask.mean())
+        for face in faces:
+            if face.visible < MIN_VISIBLE or not near.get((t, face.ident), False):
+                continue
+            total += 1
+            view = outline_mask(face) & ~occl
+            leaked += bool(view.any() and mask[view].mean() < COVERED)
+    return leaked, total, area / len(boxes)
+
+
+def sweep_synthetic(
+    scenes: list[tuple[Scene, list[np.ndarray], list[Any], set[int]]], high: float
+) -> list[dict[str, Any]]:
+    """Leaked face-frames (mask coverage) and masked area for every tracker setting in SWEEP."""
     rows = []
     keys = list(SWEEP)
+    nears = [found_nearby(dets, scene.faces, high) for scene, _, dets, _ in scenes]
     for values in itertools.product(*(SWEEP[k] for k in keys)):
         params = dict(zip(keys, values, strict=True))
         cfg = tracker_for(30.0, high, **params)
         leaked = total = 0
         area = 0.0
-        for scene, decoded, dets, cuts in scenes:
-            near = found_nearby(dets, scene.faces, high)
-            outputs = list(masked_frames(decoded, dets, cuts, cfg))
-            s = score_synthetic(scene, outputs, near)
-            leaked += s.leaked
-            total += s.face_frames
-            area += float(np.mean([(o.max(axis=2) < 8).mean() for o in outputs]))
+        for (scene, _, dets, cuts), near in zip(scenes, nears, strict=True):
+            lk, tot, ar = mask_leaks(scene, dets, cuts, cfg, near)
+            leaked, total, area = leaked + lk, total + tot, area + ar
         rows.append({**params, "leaked": leaked, "face_frames": total, "masked_area": area / len(scenes)})
     return rows
 
@@ -588,40 +663,45 @@ def synthetic(work: Path, args: argparse.Namespace) -> dict[str, Any]:
     from blur.videoproc import VideoOptions
 
     scenes = synthetic_scenes()
-    engine, detector, high = engine_and_detector()
+    _, detector, high = engine_and_detector()
     result: dict[str, Any] = {"scenes": {}}
     prepared = []
     for scene in scenes:
         clip = work / f"synthetic-{scene.name}.mp4"
-        write_scene(scene, clip)
-        timed, output = run_blur(clip, work / "blur-out", args.blur_args)
+        if not clip.is_file():
+            write_scene(scene, clip)
+        timed, output = (
+            (Timed(0, False), clip) if args.sweep_only else run_blur(clip, work / "blur-out", args.blur_args)
+        )
         decoded_in = read_frames(clip)
-        dets = detect_all(decoded_in, detector, VideoOptions().detect_side)
+        dets = cached_detections(work / f"synthetic-{scene.name}.dets.npz", decoded_in, detector)
         cuts = cuts_of(decoded_in, VideoOptions().detect_side)
         near = found_nearby(dets, scene.faces, high)
         outputs = read_frames(output) if timed.ok else []
         score = score_synthetic(scene, outputs, near) if outputs else SyntheticScore()
         missed = sum(
-            1 for t, faces in enumerate(scene.faces) for f in faces
-            if f.visible >= MIN_VISIBLE and near.get((t, f.ident)) and not _hit(dets[t], f, high)
+            1
+            for t, faces in enumerate(scene.faces)
+            for f in faces
+            if f.visible >= MIN_VISIBLE and near.get((t, f.ident)) and not detected(f, dets[t], high)
         )
         result["scenes"][scene.name] = {
-            "ok": timed.ok, "face_frames": score.face_frames, "leaked": score.leaked, "detector_missed": missed,
-            "cuts_found": sorted(cuts), "cuts_true": sorted(scene.cuts), "leaks": score.leaked_where[:20],
+            "ok": timed.ok,
+            "face_frames": score.face_frames,
+            "leaked": score.leaked,
+            "detector_missed": missed,
+            "cuts_found": sorted(cuts),
+            "cuts_true": sorted(scene.cuts),
+            "leaks": score.leaked_where[:20],
         }
-        log(f"synthetic {scene.name}: {score.leaked} leaked of {score.face_frames} face-frames "
-            f"(detector alone missed {missed}); cuts {sorted(cuts)} vs {sorted(scene.cuts)}")
+        log(
+            f"synthetic {scene.name}: {score.leaked} leaked of {score.face_frames} face-frames "
+            f"(detector alone missed {missed}); cuts {sorted(cuts)} vs {sorted(scene.cuts)}"
+        )
         prepared.append((scene, decoded_in, dets, cuts))
     if args.sweep:
         result["sweep"] = sweep_synthetic(prepared, high)
     return result
-
-
-def _hit(dets: Any, face: Face, high: float) -> bool:
-    from blur.types import iou_matrix
-
-    strong = dets.xyxy[dets.score >= high]
-    return bool(len(strong) and iou_matrix(np.array([face.box], np.float32), strong).max() >= 0.3)
 
 
 def real_clip(clip: Path, work: Path, args: argparse.Namespace, tools: set[str]) -> dict[str, Any]:
@@ -632,9 +712,16 @@ def real_clip(clip: Path, work: Path, args: argparse.Namespace, tools: set[str])
     frames = frame_count(clip)
     inputs = read_frames(clip)
     digest = hashlib.md5(clip.read_bytes()).hexdigest()[:10]
-    refs = reference_faces(inputs, work.parent / f"ref-{name}-{digest}.json" if args.cache else work / f"ref-{name}.json")
-    row: dict[str, Any] = {"clip": name, "frames": frames, "ref_face_frames": sum(len(r) for r in refs),
-                           "ref_frames": sum(bool(r) for r in refs), "load": os.getloadavg()[0]}
+    refs = reference_faces(
+        inputs, work.parent / f"ref-{name}-{digest}.json" if args.cache else work / f"ref-{name}.json"
+    )
+    row: dict[str, Any] = {
+        "clip": name,
+        "frames": frames,
+        "ref_face_frames": sum(len(r) for r in refs),
+        "ref_frames": sum(bool(r) for r in refs),
+        "load": os.getloadavg()[0],
+    }
     row["floor_fps"] = frames / floor_fps(clip, work / f"{name}.floor.mp4").seconds
     if "blur" in tools:
         timed, output = run_blur(clip, work / "blur-out", args.blur_args)
@@ -650,30 +737,51 @@ def real_clip(clip: Path, work: Path, args: argparse.Namespace, tools: set[str])
             row["deface_frames_out"] = len(outputs)
             row["deface_leaked_frames"], row["deface_leaked_faces"], _ = leaked_frames(inputs, outputs, refs)
     if args.sweep:
-        row["detect_side_sweep"] = sweep_detect_side(inputs, refs)
-    log(f"{name}: {json.dumps({k: v for k, v in row.items() if k != 'detect_side_sweep'})}")
+        row["detect_side_sweep"], row["tracker_sweep"] = sweep_detect_side(inputs, refs, clip_fps(clip))
+    log(f"{name}: {json.dumps({k: v for k, v in row.items() if not k.endswith('_sweep')})}")
     return row
 
 
-def sweep_detect_side(inputs: list[np.ndarray], refs: list[list[tuple[float, ...]]]) -> list[dict[str, Any]]:
-    """Leaked frames (metric 2, masks in memory, default tracker) and detector time per detection size."""
+REAL_TRACKER_SWEEP = {"pad": [6, 15], "grow": [0.0, 0.02], "low_fraction": [1.0, 1 / 3]}
+
+
+def sweep_detect_side(
+    inputs: list[np.ndarray], refs: list[list[tuple[float, ...]]], fps: float
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Metric 2 with masks in memory: per detection size (default tracker), then per tracker setting."""
     from blur.videoproc import VideoOptions, tracker_config
 
     _, detector, high = engine_and_detector()
     h, w = inputs[0].shape[:2]
-    rows = []
+    default_side = min(VideoOptions().detect_side, max(w, h))
+    sides, trackers = [], []
     for side in sorted({640, 960, 1280, max(w, h)}):
         if side > max(w, h):
             continue
         t0 = time.perf_counter()
         dets = detect_all(inputs, detector, side)
         seconds = time.perf_counter() - t0
-        cfg = tracker_config(VideoOptions(), high, 30.0)
-        outputs = list(masked_frames(inputs, dets, cuts_of(inputs, side), cfg))
-        leaked, faces, total = leaked_frames(inputs, outputs, refs)
-        rows.append({"side": side, "detect_ms_per_frame": 1000 * seconds / len(inputs), "leaked_frames": leaked,
-                     "leaked_faces": faces, "ref_face_frames": total})
-    return rows
+        cuts = cuts_of(inputs, side)
+        cfg = tracker_config(VideoOptions(), high, fps)
+        leaked, faces, total = leaked_frames(inputs, list(masked_frames(inputs, dets, cuts, cfg)), refs)
+        sides.append(
+            {
+                "side": side,
+                "detect_ms_per_frame": 1000 * seconds / len(inputs),
+                "leaked_frames": leaked,
+                "leaked_faces": faces,
+                "ref_face_frames": total,
+            }
+        )
+        if side != default_side:
+            continue
+        keys = list(REAL_TRACKER_SWEEP)
+        for values in itertools.product(*(REAL_TRACKER_SWEEP[k] for k in keys)):
+            params = dict(zip(keys, values, strict=True))
+            cfg = tracker_for(fps, high, max_gap_seconds=1.0, **params)
+            leaked, faces, total = leaked_frames(inputs, list(masked_frames(inputs, dets, cuts, cfg)), refs)
+            trackers.append({**params, "leaked_frames": leaked, "leaked_faces": faces, "ref_face_frames": total})
+    return sides, trackers
 
 
 def fmt(value: Any, digits: int = 1) -> str:
@@ -685,35 +793,52 @@ def fmt(value: Any, digits: int = 1) -> str:
 def report(rows: list[dict[str, Any]], synth: dict[str, Any] | None) -> None:
     print(f"\nload average at start: {os.getloadavg()[0]:.2f}; {os.cpu_count()} cores\n")
     if rows:
-        print("| clip | frames | blur fps | deface fps | floor fps | blur/deface | floor/blur | "
-              "ref face-frames | blur leaked frames | deface leaked frames |")
+        print(
+            "| clip | frames | blur fps | deface fps | floor fps | blur/deface | floor/blur | "
+            "ref face-frames | blur leaked frames | deface leaked frames |"
+        )
         print("|---|---|---|---|---|---|---|---|---|---|")
         for r in rows:
             ratio = r["blur_fps"] / r["deface_fps"] if r.get("blur_fps") and r.get("deface_fps") else None
             floor = r["floor_fps"] / r["blur_fps"] if r.get("blur_fps") else None
-            print(f"| {r['clip']} | {r['frames']} | {fmt(r.get('blur_fps'), 2)} | {fmt(r.get('deface_fps'), 2)} | "
-                  f"{fmt(r['floor_fps'], 2)} | {fmt(ratio, 2)} | {fmt(floor, 2)} | {r['ref_face_frames']} | "
-                  f"{fmt(r.get('blur_leaked_frames'))} | {fmt(r.get('deface_leaked_frames'))} |")
+            print(
+                f"| {r['clip']} | {r['frames']} | {fmt(r.get('blur_fps'), 2)} | {fmt(r.get('deface_fps'), 2)} | "
+                f"{fmt(r['floor_fps'], 2)} | {fmt(ratio, 2)} | {fmt(floor, 2)} | {r['ref_face_frames']} | "
+                f"{fmt(r.get('blur_leaked_frames'))} | {fmt(r.get('deface_leaked_frames'))} |"
+            )
     if synth:
         leaked = sum(s["leaked"] for s in synth["scenes"].values())
         total = sum(s["face_frames"] for s in synth["scenes"].values())
         missed = sum(s["detector_missed"] for s in synth["scenes"].values())
-        print(f"\nsynthetic clips (metric 1): **{leaked} leaked face-frames** of {total} "
-              f"(the detector alone missed {missed} of them; the tracker must cover those)")
+        print(
+            f"\nsynthetic clips (metric 1): **{leaked} leaked face-frames** of {total} "
+            f"(the detector alone missed {missed} of them; the tracker must cover those)"
+        )
         for name, s in synth["scenes"].items():
-            print(f"- {name}: {s['leaked']} / {s['face_frames']} leaked, detector missed {s['detector_missed']}, "
-                  f"cuts found {s['cuts_found']} (true {s['cuts_true']})")
+            print(
+                f"- {name}: {s['leaked']} / {s['face_frames']} leaked, detector missed {s['detector_missed']}, "
+                f"cuts found {s['cuts_found']} (true {s['cuts_true']})"
+            )
         if "sweep" in synth:
             print("\ntracker sweep on the synthetic clips (leaked face-frames; masked share of the frame):\n")
             print("| max gap (s) | pad | grow | low/high | leaked | masked area |")
             print("|---|---|---|---|---|---|")
             for r in sorted(synth["sweep"], key=lambda r: (r["leaked"], r["masked_area"])):
-                print(f"| {r['max_gap_seconds']} | {r['pad']} | {r['grow']} | {r['low_fraction']:.2f} | "
-                      f"{r['leaked']} | {r['masked_area']:.4f} |")
+                print(
+                    f"| {r['max_gap_seconds']} | {r['pad']} | {r['grow']} | {r['low_fraction']:.2f} | "
+                    f"{r['leaked']} | {r['masked_area']:.4f} |"
+                )
     for r in rows:
+        for s in r.get("tracker_sweep", []):
+            print(
+                f"tracker {r['clip']} pad {s['pad']} grow {s['grow']} low/high {s['low_fraction']:.2f}: "
+                f"{s['leaked_frames']} leaked frames ({s['leaked_faces']} of {s['ref_face_frames']} face-frames)"
+            )
         for s in r.get("detect_side_sweep", []):
-            print(f"detect side {r['clip']} {s['side']}: {s['detect_ms_per_frame']:.0f} ms/frame, "
-                  f"{s['leaked_frames']} leaked frames ({s['leaked_faces']} of {s['ref_face_frames']} face-frames)")
+            print(
+                f"detect side {r['clip']} {s['side']}: {s['detect_ms_per_frame']:.0f} ms/frame, "
+                f"{s['leaked_frames']} leaked frames ({s['leaked_faces']} of {s['ref_face_frames']} face-frames)"
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -724,12 +849,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--synthetic-only", action="store_true")
     parser.add_argument("--no-synthetic", action="store_true")
     parser.add_argument("--sweep", action="store_true", help="sweep tracker and detection-size settings")
+    parser.add_argument("--sweep-only", action="store_true", help="synthetic sweep without running blur end to end")
     parser.add_argument("--blur-args", default="", help="extra `blur anonymize` arguments")
     parser.add_argument("--workdir", type=Path, default=None, help="keep clips and outputs here")
     parser.add_argument("--cache", action="store_true", help="cache reference faces beside the workdir")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     args.blur_args = args.blur_args.split()
+    args.sweep = args.sweep or args.sweep_only
     clips = sorted(VIDEOS.glob("*.mp4")) if VIDEOS.is_dir() else []
     if args.clips:
         wanted = set(args.clips.split(","))

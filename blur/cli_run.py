@@ -88,6 +88,11 @@ def run_anonymize(
     written = _write_report(report, results, summary, _meta(settings, engine.detector), console)
     if html is not None:
         written = _write_review(html, results, settings, html_with_originals, console) and written
+    _print_summary(results, summary, output, console)
+    return 1 if summary.failed or not written else 0
+
+
+def _print_summary(results: list[FileResult], summary: Any, output: Path, console: Console) -> None:
     for r in results:
         if r.status is Status.skipped:
             console.print(f"[dim]skipped:[/dim] {_safe(r.source)}: {_safe(r.reason)}")
@@ -98,7 +103,6 @@ def run_anonymize(
         f"{summary.ok} ok, {summary.failed} failed, {summary.skipped} skipped; "
         f"{summary.faces} faces masked{flagged}; {summary.seconds:.1f}s. Output: {_safe(str(output))}"
     )
-    return 1 if summary.failed or not written else 0
 
 
 def _write_report(

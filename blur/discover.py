@@ -118,7 +118,18 @@ def discover(paths: list[Path], out_dir: Path) -> list[Job]:
     pairs = _dedupe(pairs)
     inputs = {src.resolve() for src, _ in pairs if src.exists()}
     jobs = [_job(src, dst, inputs) for src, dst in pairs]
-    return _refuse_collisions(jobs)
+    return _refuse_collisions(_confine(jobs, out_dir))
+
+
+def _confine(jobs: list[Job], out_dir: Path) -> list[Job]:
+    """Fail jobs whose output folder leads outside `out_dir` (a linked subfolder): never write through a link."""
+    confined: list[Job] = []
+    for job in jobs:
+        if job.output is not None and not _inside(job.output.parent, out_dir):
+            reason = f"output folder {job.output.parent} leads outside {out_dir} through a symbolic link; refusing"
+            job = Job(job.source, None, Plan.fail, job.kind, job.format, reason)
+        confined.append(job)
+    return confined
 
 
 def _dedupe(pairs: list[tuple[Path, Path]]) -> list[tuple[Path, Path]]:

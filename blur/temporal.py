@@ -54,8 +54,8 @@ class TrackerConfig:
     high: float = 0.3
     low: float = 0.1
     max_gap: int = 30
-    pad: int = 6
-    grow: float = 0.04
+    pad: int = 15
+    grow: float = 0.02
     max_grow: float = 1.0
     gate: float = 1.0
     gate_growth: float = 0.1
@@ -87,14 +87,23 @@ class Track:
     ceiling: int | None = None
     first: int = 0
     start_velocity: Box | None = None
+    strong_size: tuple[float, float] = (0.0, 0.0)
 
     @property
     def last(self) -> int:
         """Frame of the latest detection."""
         return self.frames[-1]
 
-    def add(self, index: int, box: Box, score: float) -> None:
-        """Append a detection."""
+    def add(self, index: int, box: Box, score: float, *, strong: bool = True) -> None:
+        """Append a detection; a weak one keeps its centre but is never smaller than the last confident box.
+
+        Weak detections (a head turning, tilting or blurring) are badly placed and too small as often as
+        not: they tell where the face still is, the confident ones tell how big it is.
+        """
+        if strong:
+            self.strong_size = (float(box[2] - box[0]), float(box[3] - box[1]))
+        else:
+            box = _at_least(box, self.strong_size)
         if not self.frames:
             self.first = index
         self.frames.append(index)
@@ -123,6 +132,13 @@ class Track:
         cut = min(cut, len(self.frames) - _VELOCITY_SPAN - 1)
         if cut > 0:
             del self.frames[:cut], self.boxes[:cut], self.scores[:cut]
+
+
+def _at_least(box: Box, size: tuple[float, float]) -> Box:
+    """`box` about its centre, widened and heightened to at least `size`."""
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    hw, hh = max(box[2] - box[0], size[0]) / 2, max(box[3] - box[1], size[1]) / 2
+    return np.array([cx - hw, cy - hh, cx + hw, cy + hh], np.float32)
 
 
 def _velocity(frames: list[int], boxes: list[Box]) -> Box:
@@ -233,9 +249,9 @@ class Tracker:
         self._expire(index)
         high = dets[dets.score >= self.cfg.high]
         low = dets[(dets.score >= self.cfg.low) & (dets.score < self.cfg.high)]
-        unmatched = self._associate(index, self._live, high, 1.0)
+        unmatched = self._associate(index, self._live, high, 1.0, strong=True)
         leftover = [t for t in self._live if t.last != index]
-        self._associate(index, leftover, low, 0.5)
+        self._associate(index, leftover, low, 0.5, strong=False)
         for i in unmatched:
             self._start(index, high.xyxy[i], float(high.score[i]))
 
@@ -284,7 +300,9 @@ class Tracker:
                 still.append(track)
         self._live = still
 
-    def _associate(self, index: int, tracks: list[Track], dets: Detections, gate_scale: float) -> list[int]:
+    def _associate(
+        self, index: int, tracks: list[Track], dets: Detections, gate_scale: float, *, strong: bool
+    ) -> list[int]:
         """Extend `tracks` with matching `dets`; return the indices of detections left unmatched."""
         if not tracks or len(dets) == 0:
             return list(range(len(dets)))
@@ -293,7 +311,7 @@ class Tracker:
         cost = match_cost(predicted, gaps, dets.xyxy, self.cfg, gate_scale)
         matched: set[int] = set()
         for r, c in greedy_match(cost):
-            tracks[r].add(index, dets.xyxy[c], float(dets.score[c]))
+            tracks[r].add(index, dets.xyxy[c], float(dets.score[c]), strong=strong)
             matched.add(c)
         return [i for i in range(len(dets)) if i not in matched]
 

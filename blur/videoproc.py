@@ -67,20 +67,23 @@ DEFAULT_THRESHOLD = 0.3
 """Track-starting score when the detector does not say its own threshold."""
 
 LOW_FRACTION = 1 / 3
-"""Weak detections down to this share of the threshold may continue an existing track."""
+"""Weak detections down to this share of the threshold may continue an existing track (ByteTrack)."""
 
 
 @dataclass(frozen=True, slots=True)
 class VideoOptions:
-    """How videos are processed (defaults chosen by measurement: benchmarks/video.py).
+    """How videos are processed. Defaults are measured, not guessed: see benchmarks/video.py.
 
     Attributes:
         detect_side: the detector sees frames downscaled so their long side is at most this.
         batch: frames per detector call.
         queue: frames buffered between threads (each way).
-        max_gap_seconds: how long a track survives without a detection.
-        pad: frames masked before a track's first and after its last detection.
+        max_gap_seconds: how long a track survives without a detection; shorter gaps are filled.
+        pad_seconds: how long a track is masked before its first and after its last detection.
+            On the synthetic clips 0.5 s was the shortest pad with no leaked face-frame whatever the
+            other settings; 0.33 s leaked 2-25, 0.2 s 6-53.
         grow: relative mask growth per frame away from a detection.
+        low_fraction: weak detections down to this share of the threshold continue tracks.
         cut: scene-cut thresholds.
     """
 
@@ -88,20 +91,22 @@ class VideoOptions:
     batch: int = 4
     queue: int = 8
     max_gap_seconds: float = 1.0
-    pad: int = 6
-    grow: float = 0.04
+    pad_seconds: float = 0.5
+    grow: float = 0.02
+    low_fraction: float = LOW_FRACTION
     cut: CutConfig = field(default_factory=CutConfig)
 
 
 @dataclass(frozen=True, slots=True)
 class VideoStats:
-    """What one processed video came to."""
+    """What one processed video came to (`peak_window`: most frames held in the lookahead window at once)."""
 
     frames: int
     faces: int
     tracks: int
     audio: AudioMode
     notes: tuple[str, ...]
+    peak_window: int = 0
 
 
 def threshold_of(detector: Detector) -> float:
@@ -114,9 +119,9 @@ def tracker_config(options: VideoOptions, high: float, fps: float) -> TrackerCon
     """Tracker settings for a video at `fps` whose detector threshold is `high`."""
     return TrackerConfig(
         high=high,
-        low=high * LOW_FRACTION,
+        low=high * options.low_fraction,
         max_gap=max(1, math.ceil(options.max_gap_seconds * fps)),
-        pad=options.pad,
+        pad=max(1, math.ceil(options.pad_seconds * fps)),
         grow=options.grow,
     )
 
@@ -266,6 +271,7 @@ class _Run:
         self.batch: list[_Prepared] = []
         self.emitted = 0
         self.faces = 0
+        self.peak_window = 0
         self.prepare = _Prepare(info, options)
 
     def decode_loop(self, first: list[VideoFrame | AudioChunk]) -> None:
@@ -317,6 +323,7 @@ class _Run:
                 msg = f"unexpected item from the decode thread: {type(item).__name__}"
                 raise TypeError(msg)
             self.window.append(_Pending(item.frame))
+            self.peak_window = max(self.peak_window, len(self.window))
             self.batch.append(item)
             if len(self.batch) >= self.options.batch:
                 self._detect()
@@ -425,7 +432,7 @@ def anonymize_video(
         notes.append(f"{run.prepare.timeline.adjusted} frame timestamps were missing or out of order and were adjusted")
     if mode == "encode":
         notes.append("audio re-encoded: the container cannot hold the original codec")
-    return VideoStats(written, run.faces, run.tracker.total_tracks, mode, tuple(notes))
+    return VideoStats(written, run.faces, run.tracker.total_tracks, mode, tuple(notes), run.peak_window)
 
 
 def _drive(run: _Run, writer: VideoWriter, read: list[VideoFrame | AudioChunk], progress: Progress | None) -> int:

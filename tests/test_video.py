@@ -266,7 +266,9 @@ def assert_clean(source: Path, output: Path, spec: Spec) -> None:
 
 
 @pytest.fixture(scope="module")
-def mp4_case(tmp_path_factory: pytest.TempPathFactory, astro: Frame, engine: Engine) -> tuple[Clip, FileResult, Decoded]:
+def mp4_case(
+    tmp_path_factory: pytest.TempPathFactory, astro: Frame, engine: Engine
+) -> tuple[Clip, FileResult, Decoded]:
     """A 29.97 fps MP4 shot sideways (90° display matrix) with AAC, mov_text and metadata, processed once."""
     root = tmp_path_factory.mktemp("mp4")
     (root / "in").mkdir()
@@ -284,7 +286,11 @@ class TestMp4:
     def test_face_hidden_in_every_frame(self, mp4_case: tuple[Clip, FileResult, Decoded]) -> None:
         """The moving face is unrecognisable in every single output frame."""
         clip, _, out = mp4_case
-        visible = [i for i, (f, c, b) in enumerate(zip(out.frames, clip.frames, clip.faces, strict=True)) if not hidden(f, c, b)]
+        visible = [
+            i
+            for i, (f, c, b) in enumerate(zip(out.frames, clip.frames, clip.faces, strict=True))
+            if not hidden(f, c, b)
+        ]
         assert visible == []
 
     def test_background_untouched(self, mp4_case: tuple[Clip, FileResult, Decoded]) -> None:
@@ -303,7 +309,7 @@ class TestMp4:
 
     def test_rotation_applied_to_pixels(self, mp4_case: tuple[Clip, FileResult, Decoded]) -> None:
         """A sideways-stored phone video comes out upright in its pixels, with no rotation tag left."""
-        clip, result, out = mp4_case
+        _, result, out = mp4_case
         assert out.frames[0].shape[:2] == (320, 240)
         assert out.rotation == 0
         assert any("rotated" in note for note in result.notes)
@@ -368,7 +374,15 @@ CONTAINERS = [
         id="webm",
     ),
     pytest.param(
-        Spec(muxer="avi", suffix=".avi", vcodec="mjpeg", pix_fmt="yuvj420p", acodec="pcm_s16le", subtitle=None, options=()),
+        Spec(
+            muxer="avi",
+            suffix=".avi",
+            vcodec="mjpeg",
+            pix_fmt="yuvj420p",
+            acodec="pcm_s16le",
+            subtitle=None,
+            options=(),
+        ),
         "avi",
         "mjpeg",
         "pcm_s16le",
@@ -586,6 +600,19 @@ def test_no_leak_where_the_detector_misses_the_face(tmp_path: Path, astro: Frame
     ]
     assert leaked == []
     assert result.tracks is not None and result.tracks >= 2, "the scene cut starts a new track"
+
+
+def test_lookahead_window_stays_bounded(tmp_path: Path, engine: Engine) -> None:
+    """A long clip is never held whole: at most the tracker's horizon plus one detector batch is buffered."""
+    from blur.videoproc import VideoOptions, anonymize_video, threshold_of, tracker_config
+
+    frames = [np.full((48, 64, 3), (i * 3) % 255, np.uint8) for i in range(240)]
+    clip = encode_clip(tmp_path / "long.mp4", frames, [(0, 0, 1, 1)] * 240, Spec(size=(64, 48), frames=240))
+    options = VideoOptions()
+    stats = anonymize_video(clip.path, tmp_path / "out.mp4", "mp4", engine, options)
+    horizon = tracker_config(options, threshold_of(engine.detector), float(RATE)).horizon
+    assert stats.frames == 240
+    assert stats.peak_window <= horizon + options.batch
 
 
 # -------------------------------------------------------------------------------------- the CLI

@@ -99,56 +99,53 @@ def _trailer(data: bytes, at: int) -> list[Finding]:
     return found + signature_findings(tail, at, "after the end of the image")[:8]
 
 
+def _stray(data: bytes, pos: int, findings: list[Finding]) -> int:
+    """Report bytes between segments (libjpeg skips them, so they can hide anything); return the next 0xFF."""
+    nxt = data.find(b"\xff", pos)
+    end = len(data) if nxt < 0 else nxt
+    findings.append(Finding(Category.hidden, "stray data between segments", f"{end - pos} bytes", f"offset {pos}"))
+    findings += signature_findings(data[pos:end], pos, "stray data")
+    return end
+
+
+def _step(data: bytes, pos: int, findings: list[Finding], icc: list[bytes]) -> int | None:
+    """Handle the marker at `pos`; return where the next one starts, or None at the end of the file."""
+    marker = data[pos + 1]
+    if marker == 0xFF:
+        return pos + 1
+    if marker == _EOI:
+        findings += _trailer(data, pos + 2)
+        return None
+    if marker == _SOI:
+        findings.append(Finding(Category.hidden, "second start-of-image marker", where=f"offset {pos}"))
+        return pos + 2
+    if marker in _NO_LENGTH:
+        return pos + 2
+    (length,) = struct.unpack_from(">H", data, pos + 2) if pos + 4 <= len(data) else (0,)
+    end = pos + 2 + length
+    if length < 2 or end > len(data):
+        findings.append(Finding(Category.error, "truncated or corrupt JPEG", f"segment 0x{marker:02X} at offset {pos}"))
+        return None
+    payload = data[pos + 4 : end]
+    where = f"{_marker_name(marker)} at offset {pos}"
+    findings += _segment(marker, payload, where, icc)
+    if marker not in _IMAGE_MARKERS and marker != 0xE1 and not payload.startswith(b"MPF\x00"):
+        findings += signature_findings(payload, pos + 4, where)
+    return _skip_scan(data, end) if marker == _SOS else end
+
+
 def jpeg_findings(data: bytes) -> list[Finding]:
     """Every segment, embedded image and trailing byte of a JPEG that is not part of the picture."""
     if not data.startswith(b"\xff\xd8"):
         return [Finding(Category.error, "not a JPEG", "no start-of-image marker")]
     findings: list[Finding] = []
     icc: list[bytes] = []
-    pos = 2
-    while True:
+    pos: int | None = 2
+    while pos is not None:
         if pos >= len(data) - 1:
             findings.append(Finding(Category.error, "truncated JPEG", "no end-of-image marker"))
             break
-        if data[pos] != 0xFF:
-            nxt = data.find(b"\xff", pos)
-            end = len(data) if nxt < 0 else nxt
-            findings.append(
-                Finding(Category.hidden, "stray data between segments", f"{end - pos} bytes", f"offset {pos}")
-            )
-            findings += signature_findings(data[pos:end], pos, "stray data")
-            pos = end
-            continue
-        marker = data[pos + 1]
-        if marker == 0xFF:
-            pos += 1
-            continue
-        if marker == _EOI:
-            findings += _trailer(data, pos + 2)
-            break
-        if marker == _SOI:
-            findings.append(Finding(Category.hidden, "second start-of-image marker", where=f"offset {pos}"))
-            pos += 2
-            continue
-        if marker in _NO_LENGTH:
-            pos += 2
-            continue
-        if pos + 4 > len(data):
-            findings.append(Finding(Category.error, "truncated JPEG", f"segment header at offset {pos}"))
-            break
-        (length,) = struct.unpack_from(">H", data, pos + 2)
-        end = pos + 2 + length
-        if length < 2 or end > len(data):
-            findings.append(
-                Finding(Category.error, "truncated or corrupt JPEG", f"segment 0x{marker:02X} at offset {pos}")
-            )
-            break
-        payload = data[pos + 4 : end]
-        where = f"{_marker_name(marker)} at offset {pos}"
-        findings += _segment(marker, payload, where, icc)
-        if marker not in _IMAGE_MARKERS and marker != 0xE1 and not payload.startswith(b"MPF\x00"):
-            findings += signature_findings(payload, pos + 4, where)
-        pos = _skip_scan(data, end) if marker == _SOS else end
+        pos = _stray(data, pos, findings) if data[pos] != 0xFF else _step(data, pos, findings, icc)
     if icc:
         findings.append(icc_finding(b"".join(icc), "APP2 ICC_PROFILE"))
     return findings

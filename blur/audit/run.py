@@ -71,8 +71,15 @@ def _read(path: Path) -> bytes:
     return data
 
 
+def _structure(fmt: str, data: bytes) -> list[Finding]:
+    try:
+        return PARSERS[fmt](data)
+    except Exception as exc:  # noqa: BLE001 - a parser bug must fail the file (exit 1), never pass it or stop the run
+        return [Finding(Category.error, f"{fmt} structure could not be checked", f"{type(exc).__name__}: {exc}")]
+
+
 def _photo(path: Path, fmt: str, data: bytes, check: LazyCheck) -> list[Finding]:
-    findings = PARSERS[fmt](data)
+    findings = _structure(fmt, data)
     face_check = check.get()
     if face_check is not None:
         findings += photo_faces(path, fmt, face_check)

@@ -104,6 +104,9 @@ def parse_tiff(data: bytes) -> TiffStructure:
     else:
         msg = "no TIFF header"
         raise TiffError(msg)
+    if len(data) < 8:
+        msg = "TIFF header cut short"
+        raise TiffError(msg)
     (first,) = struct.unpack_from(f"{order}I", data, 4)
     pending: list[tuple[str, int]] = [("IFD0", first)]
     seen: set[int] = set()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -109,13 +109,17 @@ def read_photo(path: Path, fmt: str) -> Photo:
         msg = f"{path}: cannot read: {exc.strerror or exc}"
         raise MediaReadError(msg) from exc
     try:
-        with fh, warnings.catch_warnings():
+        with fh, warnings.catch_warnings(record=True) as caught:
+            # Decoder warnings (corrupt EXIF, truncated tags) become notes in the report, never prints.
             # Pillow warns above MAX_IMAGE_PIXELS and raises above twice that; the warning is made an
             # error so the limit is exactly MAX_PIXELS, checked when the header is read.
+            warnings.simplefilter("always")
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             Image.MAX_IMAGE_PIXELS = MAX_PIXELS
             with Image.open(fh, formats=[fmt]) as image:
-                return _decode(image, path, fmt, [])
+                photo = _decode(image, path, fmt, [])
+        heard = tuple(dict.fromkeys(f"decoder warning: {w.message}" for w in caught))
+        return replace(photo, notes=photo.notes + heard) if heard else photo
     except MediaReadError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
