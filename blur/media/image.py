@@ -159,7 +159,8 @@ def encode_photo(rgb: Frame, alpha: np.ndarray | None, fmt: str, quality: int) -
     elif fmt == "TIFF":
         options = {"compression": "tiff_lzw"}
     elif fmt == "PNG":
-        options = {"optimize": False, "compress_level": 6}
+        # zlib level 6 takes ~10 s on a 24 MP frame; level 1 is several times faster, files ~15 % larger.
+        options = {"optimize": False, "compress_level": 6 if rgb.shape[0] * rgb.shape[1] <= 4_000_000 else 1}
     try:
         image.save(buffer, format=fmt, **options)
     except (OSError, ValueError, KeyError) as exc:
