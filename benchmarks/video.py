@@ -283,8 +283,12 @@ def write_scene(scene: Scene, path: Path) -> None:
 # --------------------------------------------------------------------------- reading videos
 
 
-def read_frames(path: Path, limit: int | None = None) -> list[np.ndarray]:
-    """Every frame of a video as RGB (display orientation ignored: the clips carry none)."""
+def read_frames(path: Path, limit: int | None = None, size: tuple[int, int] | None = None) -> list[np.ndarray]:
+    """Every frame of a video as RGB (display orientation ignored: the clips carry none).
+
+    With `size` (width, height), frames of another size are scaled to it: deface's writer (imageio)
+    scales every frame to a multiple of 16 pixels (360 -> 368, 1080 -> 1088).
+    """
     import av
 
     frames = []
@@ -292,7 +296,10 @@ def read_frames(path: Path, limit: int | None = None) -> list[np.ndarray]:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         for frame in container.decode(stream):
-            frames.append(frame.to_ndarray(format="rgb24"))
+            rgb = frame.to_ndarray(format="rgb24")
+            if size is not None and (rgb.shape[1], rgb.shape[0]) != size:
+                rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+            frames.append(rgb)
             if limit is not None and len(frames) >= limit:
                 break
     return frames
@@ -431,30 +438,42 @@ def _occluder_mask(scene: Scene) -> np.ndarray:
 # --------------------------------------------------------------------------- detection and masks in memory
 
 
-def detect_all(frames: list[np.ndarray], detector: Any, side: int) -> list[Any]:
-    """Run blur's video detector as the pipeline does (downscaled to `side`, batches of 4)."""
+def detect_all(clip: Path, detector: Any, side: int) -> list[Any]:
+    """Run blur's video detector on every frame of `clip` exactly as the pipeline does.
+
+    Same detector copies (FFmpeg's area scaling from the decoded picture, long side `side`) and
+    batches of 4: a borderline face comes out the same here as in `blur anonymize`.
+    """
+    import av
+
+    from blur.media.video import detector_copy
     from blur.videoproc import detect_size
 
-    h, w = frames[0].shape[:2]
-    size = detect_size(w, h, side)
-    out = []
-    for i in range(0, len(frames), 4):
-        chunk = frames[i : i + 4]
-        small = chunk if size == (w, h) else [cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in chunk]
-        for dets in detector.detect_batch(small):
-            out.append(dets.scaled(w / size[0], h / size[1]))
+    out: list[Any] = []
+    with av.open(str(clip)) as container:
+        stream = container.streams.video[0]
+        w, h = stream.codec_context.width, stream.codec_context.height
+        size = detect_size(w, h, side)
+        chunk: list[np.ndarray] = []
+        for frame in container.decode(stream):
+            chunk.append(detector_copy(frame, size, 0))
+            if len(chunk) == 4:
+                out.extend(d.scaled(w / size[0], h / size[1]) for d in detector.detect_batch(chunk))
+                chunk = []
+        if chunk:
+            out.extend(d.scaled(w / size[0], h / size[1]) for d in detector.detect_batch(chunk))
     return out
 
 
-def cached_detections(cache: Path, frames: list[np.ndarray], detector: Any) -> list[Any]:
+def cached_detections(cache: Path, clip: Path, frames: int, detector: Any) -> list[Any]:
     """detect_all at the default detection size, kept in `cache` between runs."""
     from blur.types import Detections
     from blur.videoproc import VideoOptions
 
     if cache.is_file():
         data = np.load(cache)
-        return [Detections(data[f"b{i}"], data[f"s{i}"]) for i in range(len(frames))]
-    dets = detect_all(frames, detector, VideoOptions().detect_side)
+        return [Detections(data[f"b{i}"], data[f"s{i}"]) for i in range(frames)]
+    dets = detect_all(clip, detector, VideoOptions().detect_side)
     np.savez(cache, **{f"b{i}": d.xyxy for i, d in enumerate(dets)}, **{f"s{i}": d.score for i, d in enumerate(dets)})
     return dets
 
@@ -674,7 +693,7 @@ def synthetic(work: Path, args: argparse.Namespace) -> dict[str, Any]:
             (Timed(0, False), clip) if args.sweep_only else run_blur(clip, work / "blur-out", args.blur_args)
         )
         decoded_in = read_frames(clip)
-        dets = cached_detections(work / f"synthetic-{scene.name}.dets.npz", decoded_in, detector)
+        dets = cached_detections(work / f"synthetic-{scene.name}.dets.npz", clip, len(decoded_in), detector)
         cuts = cuts_of(decoded_in, VideoOptions().detect_side)
         near = found_nearby(dets, scene.faces, high)
         outputs = read_frames(output) if timed.ok else []
@@ -685,7 +704,15 @@ def synthetic(work: Path, args: argparse.Namespace) -> dict[str, Any]:
             for f in faces
             if f.visible >= MIN_VISIBLE and near.get((t, f.ident)) and not detected(f, dets[t], high)
         )
+        deface: dict[str, Any] = {}
+        if "deface" in args.tool_set and not args.sweep_only:
+            out = work / f"synthetic-{scene.name}.deface.mp4"
+            run = run_deface(clip, out)
+            if run.ok:
+                d = score_synthetic(scene, read_frames(out, size=(W, H)), near)
+                deface = {"deface_leaked": d.leaked, "deface_face_frames": d.face_frames}
         result["scenes"][scene.name] = {
+            **deface,
             "ok": timed.ok,
             "face_frames": score.face_frames,
             "leaked": score.leaked,
@@ -733,54 +760,87 @@ def real_clip(clip: Path, work: Path, args: argparse.Namespace, tools: set[str])
         timed = run_deface(clip, out)
         row["deface_fps"] = frames / timed.seconds if timed.ok else None
         if timed.ok:
-            outputs = read_frames(out)
+            outputs = read_frames(out, size=(inputs[0].shape[1], inputs[0].shape[0]))
             row["deface_frames_out"] = len(outputs)
             row["deface_leaked_frames"], row["deface_leaked_faces"], _ = leaked_frames(inputs, outputs, refs)
     if args.sweep:
-        row["detect_side_sweep"], row["tracker_sweep"] = sweep_detect_side(inputs, refs, clip_fps(clip))
+        row["detect_side_sweep"], row["tracker_sweep"] = sweep_detect_side(clip, inputs, refs, clip_fps(clip))
     log(f"{name}: {json.dumps({k: v for k, v in row.items() if not k.endswith('_sweep')})}")
     return row
 
 
 REAL_TRACKER_SWEEP = {"pad": [6, 15], "grow": [0.0, 0.02], "low_fraction": [1.0, 1 / 3]}
+FINE_EVERY = [2, 4, 8, 9, 15]
+
+
+def combine(coarse: list[Any], fine: list[Any], every: int) -> list[Any]:
+    """Coarse detections on every frame, merged with fine ones on every `every`-th frame (as blur does)."""
+    from blur.types import Detections, nms
+    from blur.videoproc import MERGE_IOU
+
+    return [
+        nms(Detections.concat([c, f]), MERGE_IOU) if t % every == 0 else c
+        for t, (c, f) in enumerate(zip(coarse, fine, strict=True))
+    ]
 
 
 def sweep_detect_side(
-    inputs: list[np.ndarray], refs: list[list[tuple[float, ...]]], fps: float
+    clip: Path, inputs: list[np.ndarray], refs: list[list[tuple[float, ...]]], fps: float
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Metric 2 with masks in memory: per detection size (default tracker), then per tracker setting."""
-    from blur.videoproc import VideoOptions, tracker_config
+    """Metric 2 with masks in memory: per detection plan (default tracker), then per tracker setting.
+
+    Plans: one size on every frame, or 640 on every frame plus a fine size every N frames. The
+    cost column adds the measured detector time of each pass, per frame.
+    """
+    from blur.videoproc import VideoOptions, detection_plan, tracker_config
 
     _, detector, high = engine_and_detector()
     h, w = inputs[0].shape[:2]
-    default_side = min(VideoOptions().detect_side, max(w, h))
-    sides, trackers = [], []
-    for side in sorted({640, 960, 1280, max(w, h)}):
-        if side > max(w, h):
+    native = max(w, h)
+    cfg = tracker_config(VideoOptions(), high, fps)
+    per_side: dict[int, tuple[list[Any], float]] = {}
+    for side in sorted({640, 960, 1280, min(native, 1920)}):
+        if side > native:
             continue
         t0 = time.perf_counter()
-        dets = detect_all(inputs, detector, side)
-        seconds = time.perf_counter() - t0
-        cuts = cuts_of(inputs, side)
-        cfg = tracker_config(VideoOptions(), high, fps)
+        dets = detect_all(clip, detector, side)
+        per_side[side] = (dets, 1000 * (time.perf_counter() - t0) / len(inputs))
+    cuts = cuts_of(inputs, 640)
+    plans: list[tuple[str, list[Any], float]] = [(f"{s} every frame", d, ms) for s, (d, ms) in per_side.items()]
+    coarse, coarse_ms = per_side[min(per_side)]
+    for side, (dets, ms) in per_side.items():
+        if side == min(per_side):
+            continue
+        for every in FINE_EVERY:
+            plans.append(
+                (f"{min(per_side)} + {side} every {every}", combine(coarse, dets, every), coarse_ms + ms / every)
+            )
+    sides = []
+    for name, dets, ms in plans:
         leaked, faces, total = leaked_frames(inputs, list(masked_frames(inputs, dets, cuts, cfg)), refs)
         sides.append(
             {
-                "side": side,
-                "detect_ms_per_frame": 1000 * seconds / len(inputs),
+                "plan": name,
+                "detect_ms_per_frame": ms,
                 "leaked_frames": leaked,
                 "leaked_faces": faces,
                 "ref_face_frames": total,
             }
         )
-        if side != default_side:
-            continue
-        keys = list(REAL_TRACKER_SWEEP)
-        for values in itertools.product(*(REAL_TRACKER_SWEEP[k] for k in keys)):
-            params = dict(zip(keys, values, strict=True))
-            cfg = tracker_for(fps, high, max_gap_seconds=1.0, **params)
-            leaked, faces, total = leaked_frames(inputs, list(masked_frames(inputs, dets, cuts, cfg)), refs)
-            trackers.append({**params, "leaked_frames": leaked, "leaked_faces": faces, "ref_face_frames": total})
+    default = VideoOptions()
+    fine_side = min(native, default.fine_side)
+    chosen = (
+        combine(coarse, per_side[fine_side][0], detection_plan(w, h, default).every)
+        if fine_side in per_side and fine_side != min(per_side)
+        else coarse
+    )
+    trackers = []
+    keys = list(REAL_TRACKER_SWEEP)
+    for values in itertools.product(*(REAL_TRACKER_SWEEP[k] for k in keys)):
+        params = dict(zip(keys, values, strict=True))
+        tcfg = tracker_for(fps, high, max_gap_seconds=1.0, **params)
+        leaked, faces, total = leaked_frames(inputs, list(masked_frames(inputs, chosen, cuts, tcfg)), refs)
+        trackers.append({**params, "leaked_frames": leaked, "leaked_faces": faces, "ref_face_frames": total})
     return sides, trackers
 
 
@@ -806,6 +866,12 @@ def report(rows: list[dict[str, Any]], synth: dict[str, Any] | None) -> None:
                 f"{fmt(r['floor_fps'], 2)} | {fmt(ratio, 2)} | {fmt(floor, 2)} | {r['ref_face_frames']} | "
                 f"{fmt(r.get('blur_leaked_frames'))} | {fmt(r.get('deface_leaked_frames'))} |"
             )
+    for r in rows:
+        if r.get("deface_frames_out") not in (None, r["frames"]):
+            print(
+                f"\nnote: deface wrote {r['deface_frames_out']} frames for the {r['frames']} of {r['clip']}; "
+                "its leak count compares frames by position and is unreliable there"
+            )
     if synth:
         leaked = sum(s["leaked"] for s in synth["scenes"].values())
         total = sum(s["face_frames"] for s in synth["scenes"].values())
@@ -814,6 +880,9 @@ def report(rows: list[dict[str, Any]], synth: dict[str, Any] | None) -> None:
             f"\nsynthetic clips (metric 1): **{leaked} leaked face-frames** of {total} "
             f"(the detector alone missed {missed} of them; the tracker must cover those)"
         )
+        if any("deface_leaked" in s for s in synth["scenes"].values()):
+            d_leaked = sum(s.get("deface_leaked", 0) for s in synth["scenes"].values())
+            print(f"deface on the same clips: {d_leaked} leaked face-frames of {total}")
         for name, s in synth["scenes"].items():
             print(
                 f"- {name}: {s['leaked']} / {s['face_frames']} leaked, detector missed {s['detector_missed']}, "
@@ -836,7 +905,7 @@ def report(rows: list[dict[str, Any]], synth: dict[str, Any] | None) -> None:
             )
         for s in r.get("detect_side_sweep", []):
             print(
-                f"detect side {r['clip']} {s['side']}: {s['detect_ms_per_frame']:.0f} ms/frame, "
+                f"detect {r['clip']} {s['plan']}: {s['detect_ms_per_frame']:.0f} ms/frame, "
                 f"{s['leaked_frames']} leaked frames ({s['leaked_faces']} of {s['ref_face_frames']} face-frames)"
             )
 
@@ -865,6 +934,7 @@ def main(argv: list[str] | None = None) -> int:
         print("benchdata not found, nothing measured")
         return 0
     tools = set(args.tools.split(","))
+    args.tool_set = tools
     work = args.workdir or Path(tempfile.mkdtemp(prefix="blur-video-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     (work / "blur-out").mkdir(exist_ok=True)

@@ -5,7 +5,8 @@ passing in front of it, and that one frame is enough to identify someone. This m
 detections of every frame into *tracks* and returns, for each frame, every box that must be masked:
 
 - detections are associated into tracks in two stages (ByteTrack): confident detections first,
-  then weak ones (below the detector's threshold) only to continue a track that already exists;
+  then weak ones (below the detector's threshold) only to continue a track that already exists
+  (a weak box is never taken smaller than the track's last confident one);
 - between two detections of a track every frame is masked with a linearly interpolated box, grown
   with the distance to the nearest detection;
 - a track is masked `pad` frames before its first and after its last detection (held and
@@ -285,8 +286,9 @@ class Tracker:
             track.trim(before)
 
     def _cut(self, index: int) -> None:
-        for track in self._live:
-            track.ceiling = index - 1
+        for track in [*self._done, *self._live]:
+            if track.ceiling is None:
+                track.ceiling = index - 1
         self._done.extend(self._live)
         self._live = []
         self._floor = index

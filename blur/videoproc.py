@@ -3,8 +3,9 @@
     decode thread ──(queue)──> main thread: detect (batched), track, mask ──(queue)──> encode thread
 
 The decode thread demuxes and decodes (FFmpeg releases the GIL), turns each frame into upright RGB,
-makes the small copy the detector sees and flags scene cuts. The main thread runs the detector
-(ONNX Runtime releases the GIL) on batches of frames and feeds the tracker; it holds a lookahead
+makes the copies the detector sees (a coarse one of every frame, a fine one of every few frames)
+and flags scene cuts. The main thread runs the detector (ONNX Runtime releases the GIL) on batches
+of frames and feeds the tracker; it holds a lookahead
 window of frames and masks a frame only once no later detection can change its boxes
 (`TrackerConfig.horizon` frames). The encode thread converts, encodes and muxes, copying audio in
 between. Memory is bounded by the two queues plus the window, never the whole video.
@@ -25,11 +26,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import cv2
-import numpy as np
-
 from blur.anonymize.filters import anonymize
 from blur.anonymize.mask import build_mask
+from blur.config import MaskConfig, MaskMode
 from blur.detect import Detector, load_detector
 from blur.errors import BlurError, MediaReadError, MediaWriteError
 from blur.fsio import atomic_output
@@ -38,21 +37,25 @@ from blur.media.video import (
     AudioMode,
     DecodedFrame,
     OutputPlan,
+    Planes,
     VideoInfo,
     VideoWriter,
     audio_stream,
     choose_audio,
     decode_frames,
+    detector_copy,
     encode_spec,
     open_input,
+    planes_to_rgb,
     probe,
-    to_rgb,
-    upright,
+    rgb_to_planes,
+    to_planes,
     verify_output,
+    yuv_of,
 )
 from blur.report import FileResult, Status
 from blur.temporal import CutConfig, CutDetector, Tracker, TrackerConfig
-from blur.types import Detections, Frame
+from blur.types import Detections, Frame, Mask, nms
 
 if TYPE_CHECKING:
     from av.video.frame import VideoFrame
@@ -66,28 +69,44 @@ Progress = Callable[[int, int | None], None]
 DEFAULT_THRESHOLD = 0.3
 """Track-starting score when the detector does not say its own threshold."""
 
+MERGE_IOU = 0.3
+"""Coarse and fine detections of one face overlapping this much are merged."""
+
 LOW_FRACTION = 1 / 3
 """Weak detections down to this share of the threshold may continue an existing track (ByteTrack)."""
 
 
 @dataclass(frozen=True, slots=True)
 class VideoOptions:
-    """How videos are processed. Defaults are measured, not guessed: see benchmarks/video.py.
+    """How videos are processed. Defaults are measured, not guessed (benchmarks/video.py, --sweep).
 
     Attributes:
-        detect_side: the detector sees frames downscaled so their long side is at most this.
-        batch: frames per detector call.
+        detect_side: every frame is searched downscaled so its long side is at most this (faces from
+            about 25 px at 1080p up; CenterFace finds mid-size and large faces at least as well
+            downscaled, and 640 costs a seventh of 1920).
+        fine_side: some frames are also searched at up to this long side, for the smaller faces;
+            the tracker fills the frames in between (0 disables it). Measured on the first 60
+            frames of the real clips: 640 alone leaked 57 of 60 frames of the overhead 720p clip and
+            30 of the 1080p street clip (a 22 px face); 640 + 1280 every 4th frame 16 and 30;
+            640 + 1920 every 9th frame (the default there) 0 on the street clip.
+        fine_every: frames between two fine passes; 0 picks it from the cost (see `detection_plan`):
+            720p every 4th frame (overhead clip: every 2nd leaked 13, 4th 16, 8th 19, 15th 36).
+        batch: frames per detector call (ONNX Runtime runs equal-size frames as one batch).
         queue: frames buffered between threads (each way).
         max_gap_seconds: how long a track survives without a detection; shorter gaps are filled.
         pad_seconds: how long a track is masked before its first and after its last detection.
             On the synthetic clips 0.5 s was the shortest pad with no leaked face-frame whatever the
-            other settings; 0.33 s leaked 2-25, 0.2 s 6-53.
-        grow: relative mask growth per frame away from a detection.
-        low_fraction: weak detections down to this share of the threshold continue tracks.
+            other settings (0.33 s leaked 2-25, 0.2 s 6-53); on the real clips it also leaked least.
+        grow: relative mask growth per frame away from a detection (no measured effect; a margin
+            for curved motion across gaps).
+        low_fraction: weak detections down to this share of the threshold continue tracks (real
+            clips: 6 instead of 9 and 12 instead of 14 leaked frames with it).
         cut: scene-cut thresholds.
     """
 
-    detect_side: int = 1280
+    detect_side: int = 640
+    fine_side: int = 1920
+    fine_every: int = 0
     batch: int = 4
     queue: int = 8
     max_gap_seconds: float = 1.0
@@ -138,12 +157,41 @@ def detect_size(width: int, height: int, side: int) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
+@dataclass(frozen=True, slots=True)
+class DetectionPlan:
+    """Sizes the detector sees: a coarse copy of every frame, a fine copy of every `every`-th (if any)."""
+
+    coarse: tuple[int, int]
+    fine: tuple[int, int] | None
+    every: int
+
+    def wants_fine(self, index: int) -> bool:
+        """Whether frame `index` also gets the fine pass."""
+        return self.fine is not None and index % self.every == 0
+
+
+def detection_plan(width: int, height: int, options: VideoOptions) -> DetectionPlan:
+    """The coarse and fine detection sizes for a width×height video, and how often the fine pass runs.
+
+    With `fine_every` 0 the fine pass runs as often as its cost allows it to equal the coarse
+    passes' in between: every (fine pixels / coarse pixels) frames, so detection never costs more
+    than two coarse passes per frame (720p: every 4th frame; 1080p: every 9th).
+    """
+    coarse = detect_size(width, height, options.detect_side)
+    fine = detect_size(width, height, options.fine_side) if options.fine_side else None
+    if fine is None or fine[0] <= coarse[0]:
+        return DetectionPlan(coarse, None, 1)
+    every = options.fine_every or round(fine[0] * fine[1] / (coarse[0] * coarse[1]))
+    return DetectionPlan(coarse, fine, max(1, every))
+
+
 @dataclass(slots=True)
 class _Prepared:
-    """A decoded frame ready for detection."""
+    """A decoded frame ready for detection: the detector's copies and whether a shot starts here."""
 
     frame: DecodedFrame
     small: Frame
+    fine: Frame | None
     cut: bool
 
 
@@ -186,27 +234,29 @@ class _Timeline:
 class _Prepare:
     """Decode-thread work on each frame: upright RGB, timestamps, detector copy, cut flag."""
 
-    def __init__(self, info: VideoInfo, options: VideoOptions) -> None:
+    def __init__(self, source: Path, info: VideoInfo, options: VideoOptions) -> None:
+        self.source = source
         self.info = info
         self.timeline = _Timeline(info)
-        self.size = detect_size(info.width, info.height, options.detect_side)
+        self.plan = detection_plan(info.width, info.height, options)
         self.cuts = CutDetector(options.cut)
         self.count = 0
 
     def __call__(self, frame: VideoFrame) -> _Prepared:
-        rgb = upright(to_rgb(frame), self.info.quarter_turns)
-        if rgb.shape[:2] != (self.info.height, self.info.width):
-            msg = f"frame {self.count} is {rgb.shape[1]}x{rgb.shape[0]}, not {self.info.width}x{self.info.height}"
+        turns = self.info.quarter_turns
+        planes = to_planes(frame, turns, self.info.colour[0])
+        if (planes.width, planes.height) != (self.info.width, self.info.height):
+            size = f"{planes.width}x{planes.height}, not {self.info.width}x{self.info.height}"
+            msg = f"{self.source}: frame {self.count} is {size}; videos that change size are not supported"
             raise MediaReadError(msg)
         pts, duration = self.timeline.place(frame)
-        small = rgb if self.size == (self.info.width, self.info.height) else _resize(rgb, self.size)
-        prepared = _Prepared(DecodedFrame(self.count, rgb, pts, duration), small, self.cuts(small))
+        small = detector_copy(frame, self.plan.coarse, turns)
+        fine = (
+            detector_copy(frame, self.plan.fine, turns) if self.plan.fine and self.plan.wants_fine(self.count) else None
+        )
+        prepared = _Prepared(DecodedFrame(self.count, planes, pts, duration), small, fine, self.cuts(small))
         self.count += 1
         return prepared
-
-
-def _resize(rgb: Frame, size: tuple[int, int]) -> Frame:
-    return np.asarray(cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), np.uint8)
 
 
 class _Worker:
@@ -228,9 +278,6 @@ class _Worker:
 
     def join(self) -> None:
         self._thread.join()
-
-    def alive(self) -> bool:
-        return self._thread.is_alive()
 
 
 def _put(q: queue.Queue[Any], item: object, stop: threading.Event, peer: _Worker | None = None) -> None:
@@ -272,7 +319,7 @@ class _Run:
         self.emitted = 0
         self.faces = 0
         self.peak_window = 0
-        self.prepare = _Prepare(info, options)
+        self.prepare = _Prepare(source, info, options)
 
     def decode_loop(self, first: list[VideoFrame | AudioChunk]) -> None:
         """Decode thread: prepare frames, pass audio through, then an end marker."""
@@ -306,7 +353,7 @@ class _Run:
             if isinstance(item, AudioChunk):
                 writer.write_audio(item)
             else:
-                writer.write_frame(item.rgb, item.pts, item.duration)
+                writer.write_frame(item.planes, item.pts, item.duration)
 
     def main_loop(self, encoder: _Worker, progress: Progress | None) -> None:
         """Main thread: detect in batches, track, and release frames once they are final."""
@@ -352,12 +399,18 @@ class _Run:
         if not self.batch:
             return
         found = self.detector.detect_batch([p.small for p in self.batch])
-        sx = self.info.width / self.batch[0].small.shape[1]
-        sy = self.info.height / self.batch[0].small.shape[0]
         for prepared, dets in zip(self.batch, found, strict=True):
-            full = dets.scaled(sx, sy) if (sx, sy) != (1.0, 1.0) else dets
+            full = self._to_frame(dets, prepared.small)
+            if prepared.fine is not None:
+                fine = self._to_frame(self.detector.detect_batch([prepared.fine])[0], prepared.fine)
+                full = nms(Detections.concat([full, fine]), MERGE_IOU)
             self.tracker.update(prepared.frame.index, full, cut=prepared.cut)
         self.batch = []
+
+    def _to_frame(self, dets: Detections, image: Frame) -> Detections:
+        """Detections in a detector copy -> full-frame coordinates."""
+        sx, sy = self.info.width / image.shape[1], self.info.height / image.shape[0]
+        return dets if (sx, sy) == (1.0, 1.0) else dets.scaled(sx, sy)
 
     def _emit(self, encoder: _Worker, progress: Progress | None) -> None:
         final = self.tracker.final_until()
@@ -365,9 +418,9 @@ class _Run:
             pending = self.window.popleft()
             frame = pending.frame
             boxes = self.tracker.boxes(frame.index)
-            rgb = self._mask(frame.rgb, boxes)
+            masked = self._mask(frame.planes, boxes)
             self.faces += len(boxes)
-            _put(self.encoded, DecodedFrame(frame.index, rgb, frame.pts, frame.duration), self.stop, encoder)
+            _put(self.encoded, replace(frame, planes=masked), self.stop, encoder)
             for chunk in pending.audio:
                 _put(self.encoded, chunk, self.stop, encoder)
             self.emitted += 1
@@ -375,12 +428,30 @@ class _Run:
             if progress is not None:
                 progress(self.emitted, self.info.frames)
 
-    def _mask(self, rgb: Frame, boxes: Detections) -> Frame:
+    def _mask(self, planes: Planes, boxes: Detections) -> Planes:
         if len(boxes) == 0:
-            return rgb
+            return planes
         cfg = self.engine.settings.mask
         mask = build_mask(boxes.clipped(self.info.width, self.info.height), self.info.height, self.info.width, cfg)
-        return anonymize(rgb, mask, cfg)
+        return mask_planes(planes, mask, cfg, self.info.colour[0])
+
+
+def mask_planes(planes: Planes, mask: Mask, cfg: MaskConfig, colorspace: int) -> Planes:
+    """Anonymize the masked pixels of a 4:2:0 picture, returning new planes.
+
+    A solid fill is painted straight into the planes: luma under the mask, and every chroma sample
+    that any masked pixel shares. The other looks are computed in RGB by `blur.anonymize.filters`.
+    """
+    if cfg.mode is not MaskMode.fill:
+        rgb = anonymize(planes_to_rgb(planes, colorspace), mask, cfg)
+        return rgb_to_planes(rgb, colorspace)
+    y, u, v = planes.y.copy(), planes.u.copy(), planes.v.copy()
+    fill_y, fill_u, fill_v = yuv_of(cfg.colour, colorspace)
+    y[mask] = fill_y
+    chroma = mask.reshape(planes.height // 2, 2, planes.width // 2, 2).any(axis=(1, 3))
+    u[chroma] = fill_u
+    v[chroma] = fill_v
+    return Planes(y, u, v)
 
 
 def _first_frame(

@@ -602,6 +602,42 @@ def test_no_leak_where_the_detector_misses_the_face(tmp_path: Path, astro: Frame
     assert result.tracks is not None and result.tracks >= 2, "the scene cut starts a new track"
 
 
+@pytest.mark.parametrize("mode", ["pixelate", "blur"])
+def test_other_looks_hide_the_face(mode: str, tmp_path: Path, astro: Frame, engine: Engine) -> None:
+    """Pixelate and blur (fill first, then stylise) also leave no recognisable face in any frame."""
+    from blur.config import MaskMode
+
+    looks = replace(engine, settings=replace(engine.settings, mask=replace(engine.settings.mask, mode=MaskMode(mode))))
+    clip = write_clip(tmp_path / "clip.mp4", astro, Spec(frames=10, subtitle=None))
+    result, output = run(clip, looks, tmp_path / "out", "mp4")
+    assert result.status is Status.ok, result.reason
+    out = decode(output)
+    for frame, clean, (x1, y1, x2, y2) in zip(out.frames, clip.frames, clip.faces, strict=True):
+        assert ssim_gray(frame[y1:y2, x1:x2], clean[y1:y2, x1:x2]) < 0.6
+
+
+def test_fill_is_painted_into_luma_and_chroma() -> None:
+    """A solid fill sets every masked luma sample and every chroma sample a masked pixel uses; nothing else."""
+    from blur.config import MaskConfig
+    from blur.media.video import Planes, planes_to_rgb
+    from blur.videoproc import mask_planes
+
+    rng = np.random.default_rng(0)
+    planes = Planes(
+        rng.integers(16, 236, (8, 8), dtype=np.uint8),
+        rng.integers(16, 240, (4, 4), dtype=np.uint8),
+        rng.integers(16, 240, (4, 4), dtype=np.uint8),
+    )
+    mask = np.zeros((8, 8), bool)
+    mask[3:5, 3:5] = True
+    out = mask_planes(planes, mask, MaskConfig(), colorspace=1)
+    assert (out.y[mask] == 16).all()
+    assert (out.y[~mask] == planes.y[~mask]).all()
+    assert (out.u[1:3, 1:3] == 128).all() and (out.v[1:3, 1:3] == 128).all()
+    assert out.u[0, 0] == planes.u[0, 0]
+    assert (planes_to_rgb(out, 1)[mask] <= 2).all(), "black in RGB too"
+
+
 def test_lookahead_window_stays_bounded(tmp_path: Path, engine: Engine) -> None:
     """A long clip is never held whole: at most the tracker's horizon plus one detector batch is buffered."""
     from blur.videoproc import VideoOptions, anonymize_video, threshold_of, tracker_config

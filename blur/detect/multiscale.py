@@ -54,7 +54,9 @@ def _spans(length: int, tile: int, overlap: int) -> list[tuple[int, int]]:
     return [(start, start + size) for start in starts]
 
 
-def tile_grid(width: int, height: int, tile: int = TILE, overlap: int = OVERLAP) -> tuple[tuple[int, int, int, int], ...]:
+def tile_grid(
+    width: int, height: int, tile: int = TILE, overlap: int = OVERLAP
+) -> tuple[tuple[int, int, int, int], ...]:
     """Equal-size overlapping tiles covering a width×height image, spread evenly so overlap is not wasted."""
     return tuple(
         (x0, y0, x1, y1) for (y0, y1) in _spans(height, tile, overlap) for (x0, x1) in _spans(width, tile, overlap)
