@@ -89,6 +89,9 @@ class Track:
     first: int = 0
     start_velocity: Box | None = None
     strong_size: tuple[float, float] = (0.0, 0.0)
+    start_window: int = 1 << 30
+    """Only detections this many frames after the first may shape the lead-in: the frames before the
+    first detection are emitted once they are final, and a later detection must not change them."""
 
     @property
     def last(self) -> int:
@@ -110,7 +113,7 @@ class Track:
         self.frames.append(index)
         self.boxes.append(box.astype(np.float32))
         self.scores.append(score)
-        if len(self.frames) <= _VELOCITY_SPAN + 1:
+        if len(self.frames) <= _VELOCITY_SPAN + 1 and index - self.first <= self.start_window:
             self.start_velocity = _velocity(self.frames[: _VELOCITY_SPAN + 1], self.boxes[: _VELOCITY_SPAN + 1])
 
     def end_velocity(self) -> Box:
@@ -318,7 +321,7 @@ class Tracker:
         return [i for i in range(len(dets)) if i not in matched]
 
     def _start(self, index: int, box: Box, score: float) -> None:
-        track = Track(self._next_id, self._floor)
+        track = Track(self._next_id, self._floor, start_window=self.cfg.horizon - self.cfg.pad - 1)
         track.add(index, box, score)
         self._next_id += 1
         self._live.append(track)
