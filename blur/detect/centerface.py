@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import importlib.resources
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
@@ -237,9 +236,3 @@ def _resize(frame: Frame, scale: float) -> Frame:
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     interp = cv2.INTER_LINEAR if scale > 1 else cv2.INTER_AREA
     return np.asarray(cv2.resize(frame, size, interpolation=interp), np.uint8)
-
-
-def describe(detector: Any) -> str:
-    """Return `backend (runtime)` for reports."""
-    runtime = getattr(detector, "runtime", "")
-    return f"{detector.name} ({runtime})" if runtime else str(detector.name)
