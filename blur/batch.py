@@ -10,7 +10,6 @@ from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 
 from blur.config import Settings
-from blur.corrections import CorrectionsError, load_corrections
 from blur.discover import Job, Plan
 from blur.media.kinds import Kind
 from blur.pipeline import Engine, build_engine, process_photo
@@ -35,24 +34,6 @@ def _not_processed(job: Job) -> FileResult:
     return FileResult(source=str(job.source), status=status, kind=job.kind.value, reason=job.reason)
 
 
-def _unapplied_corrections(job: Job) -> str | None:
-    """Why a video must fail: it has corrections the video pipeline does not apply (never ignore one)."""
-    from blur import videoproc  # noqa: PLC0415 - PyAV only when needed
-
-    if getattr(videoproc, "APPLIES_CORRECTIONS", False):
-        return None
-    try:
-        corrections = load_corrections(job.source)
-    except CorrectionsError as exc:
-        return f"{exc}; no output written"
-    if corrections.empty:
-        return None
-    return (
-        f"{job.source}: has correction regions ({', '.join(corrections.sources)}) but the video pipeline "
-        "does not apply sidecars yet; refusing rather than ignoring them; no output written"
-    )
-
-
 def _guarded(job: Job, engine: Engine, on_frames: OnFrames | None = None) -> FileResult:
     """Process one job; an unexpected exception fails the file instead of the batch."""
     start = time.perf_counter()
@@ -60,9 +41,6 @@ def _guarded(job: Job, engine: Engine, on_frames: OnFrames | None = None) -> Fil
         if job.kind is Kind.video:
             from blur.videoproc import process_video  # noqa: PLC0415 - PyAV only when needed
 
-            refused = _unapplied_corrections(job)
-            if refused is not None:
-                return FileResult(source=str(job.source), status=Status.failed, kind="video", reason=refused)
             return process_video(job, engine, on_frames)
         return process_photo(job, engine)
     except Exception as exc:  # noqa: BLE001 - fail closed on anything unforeseen

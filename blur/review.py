@@ -89,7 +89,18 @@ def _figure(picture: Picture, dets: list[dict[str, Any]], options: ReviewOptions
     )
 
 
+_KINDS = ("face", "low", "second", "kept", "added")
+
+
 def _counts(result: FileResult, options: ReviewOptions) -> dict[str, int]:
+    """Detections of each kind; for video, tracks (or kept/added region sets) of each kind."""
+    if result.kind == "video":
+        kinds_by_track: dict[str, set[str]] = {}
+        for d in result.detections:
+            kinds_by_track.setdefault(str(d.get("track", "?")), set()).add(_kind(d, options.low_score))
+        return {
+            k: sum(k in found for found in kinds_by_track.values()) for k in ("face", "low", "second", "kept", "added")
+        }
     kinds = [_kind(d, options.low_score) for d in result.detections]
     return {k: kinds.count(k) for k in ("face", "low", "second", "kept", "added")}
 
@@ -126,29 +137,52 @@ def _photo_body(result: FileResult, page: Path, options: ReviewOptions) -> str:
     return body
 
 
+MAX_TRACK_STRIPS = 40
+"""Tracks shown per video; the ones needing a look (kept, added, low confidence) come first."""
+
+
+def _track_order(item: tuple[str, list[dict[str, Any]]], low: float) -> tuple[int, float, str]:
+    key, dets = item
+    rank = {"kept": 0, "added": 1}.get(key, 2)
+    return rank, min(float(d.get("score", 1.0)) for d in dets) if rank == 2 else 0.0, key
+
+
 def _video_body(result: FileResult, options: ReviewOptions) -> str:
     path = Path(str(result.output))
     per_frame = [d for d in result.detections if "frame" in d and "box" in d]
     if per_frame:
-        tracks: dict[Any, list[dict[str, Any]]] = {}
+        tracks: dict[str, list[dict[str, Any]]] = {}
         for d in per_frame:
-            tracks.setdefault(d.get("track", "?"), []).append(d)
+            tracks.setdefault(str(d.get("track", "?")), []).append(d)
+        ordered = sorted(tracks.items(), key=lambda kv: _track_order(kv, options.low_score))
+        shown = ordered[:MAX_TRACK_STRIPS]
+        wanted = sorted({int(d["frame"]) for _, dets in shown for d in dets})
+        pictures = {i: (t, p) for i, t, p in video_frames(path, wanted, len(wanted), options.side // 2)}
         strips = []
-        for track, dets in sorted(tracks.items(), key=lambda kv: str(kv[0])):
+        for track, dets in shown:
             frames = sorted({int(d["frame"]) for d in dets})
-            chosen = sorted({frames[0], frames[len(frames) // 2], frames[-1]})
-            pictures = video_frames(path, chosen, len(chosen), options.side // 2)
             figs = "".join(
-                _figure(p, [d for d in dets if int(d["frame"]) == i], options, f"frame {i} ({t:.2f} s)")
-                for i, t, p in pictures
+                _figure(
+                    pictures[i][1],
+                    [d for d in dets if int(d["frame"]) == i],
+                    options,
+                    f"frame {i} ({pictures[i][0]:.2f} s)",
+                )
+                for i in frames
+                if i in pictures
             )
-            strips.append(f'<div class="strip"><h3>track {_e(track)}</h3>{figs}</div>')
-        return "".join(strips)
-    pictures = video_frames(path, None, options.video_frames, options.side // 2)
-    figs = "".join(_figure(p, [], options, f"frame {i} ({t:.2f} s)") for i, t, p in pictures)
+            title = {"kept": "left visible by keep regions", "added": "regions added from the sidecar"}.get(
+                track, f"track {track}"
+            )
+            strips.append(f'<div class="strip"><h3>{_e(title)}</h3>{figs}</div>')
+        more = len(ordered) - len(shown)
+        tail = f'<p class="note">{more} more tracks not shown: see the JSON report.</p>' if more > 0 else ""
+        return "".join(strips) + tail
+    pictures_even = video_frames(path, None, options.video_frames, options.side // 2)
+    figs = "".join(_figure(p, [], options, f"frame {i} ({t:.2f} s)") for i, t, p in pictures_even)
     note = (
         "The video pipeline reported no per-frame detections, so masks cannot be outlined: these are "
-        f"{len(pictures)} evenly spaced frames of the output. Check them, or play the output."
+        f"{len(pictures_even)} evenly spaced frames of the output. Check them, or play the output."
     )
     return f'<p class="note">{_e(note)}</p><div class="strip">{figs}</div>'
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
+from typing import Any
 
 import cv2
 import numpy as np
@@ -271,16 +272,22 @@ class Tracker:
 
     def boxes(self, index: int) -> Detections:
         """Every box to mask in frame `index` (one per track covering it), scored by the track's best detection."""
+        return self.boxes_by_track(index)[0]
+
+    def boxes_by_track(self, index: int) -> tuple[Detections, list[int]]:
+        """`boxes(index)`, and the id of the track each box comes from."""
         found: list[Box] = []
         scores: list[float] = []
+        idents: list[int] = []
         for track in [*self._done, *self._live]:
             lo, hi = track.span(self.cfg.pad)
             if lo <= index <= hi:
                 found.append(self._box_at(track, index))
                 scores.append(max(track.scores))
+                idents.append(track.ident)
         if not found:
-            return Detections.empty()
-        return Detections.from_arrays(np.stack(found), np.array(scores, np.float32))
+            return Detections.empty(), []
+        return Detections.from_arrays(np.stack(found), np.array(scores, np.float32)), idents
 
     def release(self, before: int) -> None:
         """Forget state that only frames below `before` needed (call after emitting them)."""
@@ -348,6 +355,53 @@ class Tracker:
         w = (index - a) / (b - a)
         box = (track.boxes[pos - 1] * (1.0 - w) + track.boxes[pos] * w).astype(np.float32)
         return grow_box(box, self._growth(min(index - a, b - index)))
+
+
+@dataclass(slots=True)
+class _Samples:
+    stride: int = 1
+    offered: int = 0
+    kept: list[tuple[int, float, list[dict[str, Any]]]] = field(default_factory=list)
+    last: tuple[int, float, list[dict[str, Any]]] | None = None
+
+
+class FrameSamples:
+    """A few frames per key (a track, or kept/added regions) for the review page, in bounded memory.
+
+    Each key keeps at most `cap` evenly strided frames (halved, with the stride doubled, when full) and
+    its latest frame, so `picks` can give the first, a middle and the last frame of any length of video.
+    """
+
+    def __init__(self, cap: int = 8) -> None:
+        self.cap = cap
+        self._keys: dict[str, _Samples] = {}
+
+    def offer(self, key: str, frame: int, seconds: float, entries: list[dict[str, Any]]) -> None:
+        """Record `entries` (JSON-ready dicts) seen at `frame` under `key`."""
+        samples = self._keys.setdefault(key, _Samples())
+        item = (frame, seconds, entries)
+        if samples.offered % samples.stride == 0:
+            samples.kept.append(item)
+            if len(samples.kept) > self.cap:
+                samples.kept = samples.kept[::2]
+                samples.stride *= 2
+        samples.offered += 1
+        samples.last = item
+
+    def picks(self) -> list[dict[str, Any]]:
+        """The first, a middle and the last sampled frame of every key, as flat entries with frame and time."""
+        out: list[dict[str, Any]] = []
+        for key, samples in self._keys.items():
+            chosen = [samples.kept[0], samples.kept[len(samples.kept) // 2]]
+            if samples.last is not None:
+                chosen.append(samples.last)
+            seen: set[int] = set()
+            for frame, seconds, entries in chosen:
+                if frame in seen:
+                    continue
+                seen.add(frame)
+                out.extend({"track": key, "frame": frame, "time": round(seconds, 3), **e} for e in entries)
+        return out
 
 
 def track_all(dets: list[Detections], cuts: set[int], cfg: TrackerConfig) -> tuple[list[Detections], int]:

@@ -26,9 +26,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from blur.anonymize.filters import anonymize
-from blur.anonymize.mask import build_mask
+from blur.anonymize.mask import add_regions, build_mask
 from blur.config import MaskConfig, MaskMode
+from blur.corrections import Corrections, load_corrections, split_kept
 from blur.detect import Detector, load_detector
 from blur.errors import BlurError, MediaReadError, MediaWriteError
 from blur.fsio import atomic_output
@@ -54,7 +57,7 @@ from blur.media.video import (
     yuv_of,
 )
 from blur.report import FileResult, Status
-from blur.temporal import CutConfig, CutDetector, Tracker, TrackerConfig
+from blur.temporal import CutConfig, CutDetector, FrameSamples, Tracker, TrackerConfig
 from blur.types import Detections, Frame, Mask, nms
 
 if TYPE_CHECKING:
@@ -74,6 +77,9 @@ MERGE_IOU = 0.3
 
 LOW_FRACTION = 1 / 3
 """Weak detections down to this share of the threshold may continue an existing track (ByteTrack)."""
+
+APPLIES_CORRECTIONS = True
+"""Sidecar corrections are applied: add regions masked in their time range, keep regions left visible."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +132,8 @@ class VideoStats:
     audio: AudioMode
     notes: tuple[str, ...]
     peak_window: int = 0
+    samples: tuple[dict[str, Any], ...] = ()
+    """A few frames per track (and of kept and added regions) with their boxes, for the review page."""
 
 
 def threshold_of(detector: Detector) -> float:
@@ -302,8 +310,12 @@ class _Run:
         items: Iterator[VideoFrame | AudioChunk],
         engine: Engine,
         options: VideoOptions,
+        corrections: Corrections | None = None,
     ) -> None:
         self.source = source
+        self.corrections = corrections or Corrections()
+        self.first_pts: int | None = None
+        self.samples = FrameSamples()
         self.info = info
         self.items = items
         self.engine = engine
@@ -404,8 +416,19 @@ class _Run:
             if prepared.fine is not None:
                 fine = self._to_frame(self.detector.detect_batch([prepared.fine])[0], prepared.fine)
                 full = nms(Detections.concat([full, fine]), MERGE_IOU)
+            if self.corrections.keep:
+                seconds = self._seconds(prepared.frame)
+                full, kept = split_kept(full, self.corrections.at(seconds)[1])
+                if len(kept):
+                    self.samples.offer("kept", prepared.frame.index, seconds, _entries(kept, kept=True))
             self.tracker.update(prepared.frame.index, full, cut=prepared.cut)
         self.batch = []
+
+    def _seconds(self, frame: DecodedFrame) -> float:
+        """The frame's time in seconds from the first frame: the clock sidecar time ranges use."""
+        if self.first_pts is None:
+            self.first_pts = frame.pts
+        return float((frame.pts - self.first_pts) * self.info.time_base)
 
     def _to_frame(self, dets: Detections, image: Frame) -> Detections:
         """Detections in a detector copy -> full-frame coordinates."""
@@ -417,8 +440,11 @@ class _Run:
         while self.window and self.window[0].frame.index < final:
             pending = self.window.popleft()
             frame = pending.frame
-            boxes = self.tracker.boxes(frame.index)
-            masked = self._mask(frame.planes, boxes)
+            boxes, idents = self.tracker.boxes_by_track(frame.index)
+            seconds = self._seconds(frame)
+            for ident, entry in zip(idents, _entries(boxes), strict=True):
+                self.samples.offer(str(ident), frame.index, seconds, [entry])
+            masked = self._mask(frame.planes, boxes, frame.index, seconds)
             self.faces += len(boxes)
             _put(self.encoded, replace(frame, planes=masked), self.stop, encoder)
             for chunk in pending.audio:
@@ -428,12 +454,25 @@ class _Run:
             if progress is not None:
                 progress(self.emitted, self.info.frames)
 
-    def _mask(self, planes: Planes, boxes: Detections) -> Planes:
-        if len(boxes) == 0:
+    def _mask(self, planes: Planes, boxes: Detections, index: int, seconds: float) -> Planes:
+        add = self.corrections.at(seconds)[0] if self.corrections.add else None
+        if len(boxes) == 0 and (add is None or len(add) == 0):
             return planes
         cfg = self.engine.settings.mask
         mask = build_mask(boxes.clipped(self.info.width, self.info.height), self.info.height, self.info.width, cfg)
+        if add is not None and len(add):
+            mask = add_regions(mask, add)
+            added = Detections.from_arrays(add, np.ones(len(add), np.float32))
+            self.samples.offer("added", index, seconds, _entries(added, added=True))
         return mask_planes(planes, mask, cfg, self.info.colour[0])
+
+
+def _entries(dets: Detections, **flags: bool) -> list[dict[str, Any]]:
+    """Detections as report entries (box in frame pixels, score), with `flags` set on each."""
+    return [
+        {"box": [round(float(v), 1) for v in box], "score": round(float(score), 3), **flags}
+        for box, score in zip(dets.xyxy, dets.score, strict=True)
+    ]
 
 
 def mask_planes(planes: Planes, mask: Mask, cfg: MaskConfig, colorspace: int) -> Planes:
@@ -493,9 +532,11 @@ def anonymize_video(
         items = decode_frames(source, container, mode)
         first, read = _first_frame(items, source)
         info = probe(source, container, first)
+        corrections = load_corrections(source)
+        corrections.check_fits(info.width, info.height, source)
         plan = OutputPlan(fmt, info, encode_spec(fmt, settings.video_crf), mode, audio_stream(container))
         writer = VideoWriter(dest, plan, label=label)
-        run = _Run(source, info, items, engine, options)
+        run = _Run(source, info, items, engine, options, corrections)
         written = _drive(run, writer, read, progress)
     verify_output(dest, fmt, frames=written, audio=mode != "none", label=label)
     notes = list(info.notes)
@@ -503,7 +544,9 @@ def anonymize_video(
         notes.append(f"{run.prepare.timeline.adjusted} frame timestamps were missing or out of order and were adjusted")
     if mode == "encode":
         notes.append("audio re-encoded: the container cannot hold the original codec")
-    return VideoStats(written, run.faces, run.tracker.total_tracks, mode, tuple(notes), run.peak_window)
+    return VideoStats(
+        written, run.faces, run.tracker.total_tracks, mode, tuple(notes), run.peak_window, tuple(run.samples.picks())
+    )
 
 
 def _drive(run: _Run, writer: VideoWriter, read: list[VideoFrame | AudioChunk], progress: Progress | None) -> int:
@@ -564,5 +607,6 @@ def process_video(
         frames=stats.frames,
         tracks=stats.tracks,
         notes=stats.notes,
+        detections=stats.samples,
         seconds=time.perf_counter() - start,
     )

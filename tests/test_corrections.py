@@ -149,30 +149,69 @@ class TestAnonymizeWithCorrections:
         assert not (tmp_path / "out" / "a.png").exists()
 
 
-def test_video_sidecar_never_ignored(tmp_path: Path, runner: CliRunner, astro: np.ndarray) -> None:
-    """A video's add region is applied by the video pipeline, or the video fails: it is never silently ignored."""
+def _write_video(path: Path, astro: np.ndarray, frames: int, rate: int = 10) -> None:
     import av
 
-    from blur import videoproc
-
-    with av.open(str(tmp_path / "v.mp4"), "w") as out:
-        stream = out.add_stream("libx264", rate=10)
-        stream.width, stream.height, stream.pix_fmt = 256, 256, "yuv420p"
-        for i in range(5):
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(astro[256:, 256:]), format="rgb24")
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=rate)
+        stream.width, stream.height, stream.pix_fmt = 512, 512, "yuv420p"
+        stream.options = {"crf": "12"}
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(astro), format="rgb24")
             frame.pts = i
             out.mux(stream.encode(frame))
         out.mux(stream.encode(None))
-    _sidecar(tmp_path / "v.mp4.blur.json", add=[{"box": [100, 100, 200, 200], "label": "badge"}])
-    code, output = _run(runner, tmp_path / "v.mp4", tmp_path / "out")
-    if not getattr(videoproc, "APPLIES_CORRECTIONS", False):
-        assert code == 1 and "does not apply sidecars yet" in output
+
+
+def _video_frames(path: Path) -> list[np.ndarray]:
+    import av
+
+    with av.open(str(path)) as video:
+        return [frame.to_ndarray(format="rgb24") for frame in video.decode(video=0)]
+
+
+def _region_diff(a: np.ndarray, b: np.ndarray, box: list[int] | tuple[int, int, int, int]) -> float:
+    x1, y1, x2, y2 = box
+    return float(np.abs(a[y1:y2, x1:x2].astype(np.int16) - b[y1:y2, x1:x2]).mean())
+
+
+class TestVideoCorrections:
+    """Sidecars on video: add regions masked only in their time range, keep regions leave a face visible."""
+
+    def test_add_region_applies_in_its_time_range(self, tmp_path: Path, runner: CliRunner, astro: np.ndarray) -> None:
+        _write_video(tmp_path / "v.mp4", astro, 20)
+        _sidecar(tmp_path / "v.mp4.blur.json", add=[{"box": TATTOO, "label": "tattoo", "start": 0.5, "end": 1.0}])
+        code, output = _run(runner, tmp_path / "v.mp4", tmp_path / "out")
+        assert code == 0, output
+        source, frames = _video_frames(tmp_path / "v.mp4"), _video_frames(tmp_path / "out" / "v.mp4")
+        assert len(frames) == len(source) == 20
+        for i, (out, src) in enumerate(zip(frames, source, strict=True)):
+            inner = [TATTOO[0] + 4, TATTOO[1] + 4, TATTOO[2] - 4, TATTOO[3] - 4]
+            changed = _region_diff(out, src, inner) > 30
+            assert changed == (5 <= i <= 10), f"frame {i} at {i / 10:.1f} s: region changed={changed}"
+            assert _region_diff(out, src, ASTRO_FACE) > 30, f"frame {i}: the face itself is still masked"
+
+    def test_keep_region_leaves_the_face_visible_only_in_its_range(
+        self, tmp_path: Path, runner: CliRunner, astro: np.ndarray
+    ) -> None:
+        _write_video(tmp_path / "v.mp4", astro, 30)
+        _sidecar(tmp_path / "v.mp4.blur.json", keep=[{"box": FACE_KEEP, "label": "speaker", "end": 1.5}])
+        code, output = _run(runner, tmp_path / "v.mp4", tmp_path / "out")
+        assert code == 0, output
+        source, frames = _video_frames(tmp_path / "v.mp4"), _video_frames(tmp_path / "out" / "v.mp4")
+        visible = [_region_diff(out, src, ASTRO_FACE) < 8 for out, src in zip(frames, source, strict=True)]
+        # Kept until 1.5 s; the track that starts after it is padded back by up to 0.5 s (fail-safe side).
+        assert all(visible[:10]), visible
+        assert not any(visible[16:]), visible
+
+    def test_add_region_outside_the_frame_fails_the_video(
+        self, tmp_path: Path, runner: CliRunner, astro: np.ndarray
+    ) -> None:
+        _write_video(tmp_path / "v.mp4", astro, 3)
+        _sidecar(tmp_path / "v.mp4.blur.json", add=[{"box": [600, 600, 700, 700]}])
+        code, output = _run(runner, tmp_path / "v.mp4", tmp_path / "out")
+        assert code == 1 and "outside" in output
         assert not (tmp_path / "out" / "v.mp4").exists()
-        return
-    assert code == 0, output
-    with av.open(str(tmp_path / "out" / "v.mp4")) as video:
-        for frame in video.decode(video=0):
-            assert frame.to_ndarray(format="rgb24")[105:195, 105:195].mean() < 16
 
 
 class TestWriteSidecar:

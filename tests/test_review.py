@@ -77,7 +77,7 @@ class TestPage:
         """Linked images resolve into the output folder; embedded ones (TIFF, video frames) show no detectable face."""
         out, page, text = reviewed
         sources = _images(text)
-        assert len(sources) == 4 + 6, sources  # four photos, six frames of the video
+        assert len(sources) == 4 + 3, sources  # four photos; the video's one track: first, middle and last frame
         for src in sources:
             if src.startswith("data:"):
                 pixels = np.asarray(Image.fromarray(_decode(src)).resize((512, 512)))
@@ -87,13 +87,17 @@ class TestPage:
             assert target.parent == out.resolve(), target
 
     def test_cards_counts_and_highlights(self, reviewed: tuple[Path, Path, str]) -> None:
-        """Each card says 'faces found: N'; the kept face is flagged first; the video says why it shows plain frames."""
+        """Each card says 'faces found: N'; the kept face is flagged first; the video's track frames are outlined."""
         _, _, text = reviewed
         assert text.count('<article class="card') == 5
         assert "faces found: 1" in text and "KEPT VISIBLE" in text
         first = text.index('<article class="card')
         assert 'class="card kept' in text[first : first + 60], "the kept face needs a look first"
-        assert "no per-frame detections" in text and "frames: 8, tracks: 1" in text
+        assert "frames: 8, tracks: 1" in text and "<h3>track 0</h3>" in text
+        video_card = text[text.index("v.mp4") :]
+        video_card = video_card[: video_card.index("</article>")]
+        assert video_card.count("<figure>") == 3 and video_card.count('class="m face"') == 3, video_card[-2000:]
+        assert "frame 0 (0.00 s)" in video_card and "frame 7 (0.70 s)" in video_card
         assert 'loading="lazy"' in text and "blur review page" in text
         assert "ORIGINAL" not in text
 
@@ -166,7 +170,7 @@ def test_page_renders_in_headless_chromium(reviewed: tuple[Path, Path, str], tmp
             shot = page.screenshot(full_page=True)
         finally:
             browser.close()
-    assert len(widths) == 10 and all(w > 0 for w in widths), widths
+    assert len(widths) == 7 and all(w > 0 for w in widths), widths
     with Image.open(io.BytesIO(shot)) as image:
         pixels = np.asarray(image.convert("RGB"))
     assert pixels.shape[1] == 1400 and pixels.std() > 20, "the screenshot shows content"

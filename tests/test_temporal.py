@@ -222,3 +222,19 @@ class TestCuts:
         frame = self.scene(3)
         detector(frame)
         assert not detector(np.roll(frame, 40, axis=1))
+
+
+def test_frame_samples_bounded_and_span_the_track() -> None:
+    """However long a track, the review keeps a bounded sample and shows its first, a middle and its last frame."""
+    from blur.temporal import FrameSamples
+
+    samples = FrameSamples(cap=8)
+    for frame in range(10_000):
+        samples.offer("7", frame, frame / 25, [{"box": [0, 0, 1, 1], "score": 0.9}])
+    samples.offer("kept", 42, 1.68, [{"box": [0, 0, 1, 1], "score": 0.8, "kept": True}])
+    assert all(len(s.kept) <= 8 for s in samples._keys.values())
+    picks = samples.picks()
+    frames = [p["frame"] for p in picks if p["track"] == "7"]
+    assert frames[0] == 0 and frames[-1] == 9_999 and 2_500 <= frames[1] <= 7_500, frames
+    assert [p["frame"] for p in picks if p["track"] == "kept"] == [42]
+    assert picks[-1]["time"] == 1.68 and picks[-1]["kept"] is True
