@@ -528,7 +528,7 @@ def anonymize_video(
     label = label or dest
     settings = engine.settings
     with open_input(source, fmt) as container:
-        mode = choose_audio(fmt, audio_stream(container), settings.keep_audio)
+        mode = choose_audio(fmt, audio_stream(container), settings.keep_audio, source)
         items = decode_frames(source, container, mode)
         first, read = _first_frame(items, source)
         info = probe(source, container, first)

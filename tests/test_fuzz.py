@@ -110,3 +110,85 @@ def test_audit_parsers_never_raise(fmt: str, ops: list[tuple[str, int, object]])
 def test_sniff_never_raises(head: bytes) -> None:
     """Sniffing any 64 bytes returns a kind; it never raises."""
     assert sniff_bytes(head[:64]).kind.value in ("image", "video", "unsupported")
+
+
+@cache
+def video_bases() -> dict[str, bytes]:
+    """Small real clips (a face crop, 6 frames, with a tone) in the containers blur reads."""
+    import av
+
+    from tests.test_video import _write_tone
+
+    crop = np.ascontiguousarray(astronaut()[40:200:2, 160:320:2][:64, :64])
+    files: dict[str, bytes] = {}
+    for name, codec, audio in (("mp4", "libx264", "aac"), ("webm", "libvpx-vp9", "libopus"), ("avi", "mjpeg", None)):
+        buffer = io.BytesIO()
+        with av.open(buffer, "w", format=name) as out:
+            stream = out.add_stream(codec, rate=10)
+            stream.width, stream.height = 64, 64
+            stream.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
+            sound = out.add_stream(audio, rate=48000) if audio else None
+            out.metadata["title"] = "fuzz"
+            for i in range(6):
+                frame = av.VideoFrame.from_ndarray(np.roll(crop, i, axis=1), format="rgb24")
+                frame.pts = i
+                out.mux(stream.encode(frame))
+            out.mux(stream.encode(None))
+            if sound is not None:
+                _write_tone(out, sound, 0.6)
+        files[name] = buffer.getvalue()
+    return files
+
+
+def read_video(path: Path) -> int:
+    """The read side of `anonymize_video`: sniff, open, probe, decode every frame to planes. Returns frames."""
+    from blur.media.kinds import sniff
+    from blur.media.video import AudioChunk, audio_stream, choose_audio, decode_frames, open_input, probe, to_planes
+
+    sniffed = sniff(path)
+    if sniffed.kind.value != "video":
+        raise UnsupportedMediaError(f"{path}: no longer a video")
+    frames = 0
+    with open_input(path, sniffed.format) as container:
+        mode = choose_audio(sniffed.format, audio_stream(container), keep=True, path=path)
+        info = None
+        for item in decode_frames(path, container, mode):
+            if isinstance(item, AudioChunk):
+                continue
+            info = info or probe(path, container, item)
+            planes = to_planes(item, info.quarter_turns, info.colour[0])
+            assert planes.y.dtype == np.uint8
+            frames += 1
+    return frames
+
+
+@pytest.mark.parametrize("fmt", ["mp4", "webm", "avi"])
+@settings(FUZZ, max_examples=200)
+@given(ops=mutations)
+def test_read_video_fails_cleanly(fuzz_dir: Path, fmt: str, ops: list[tuple[str, int, object]]) -> None:
+    """A mutated clip decodes, or raises a per-file error naming the file: never another exception."""
+    from blur.errors import BlurError
+
+    path = fuzz_dir / f"m.{fmt}"
+    path.write_bytes(mutate(video_bases()[fmt], ops))
+    try:
+        frames = read_video(path)
+    except BlurError as exc:
+        message = str(exc)
+    else:
+        assert frames >= 0
+        return
+    assert str(path) in message
+
+
+@pytest.mark.parametrize("fmt", ["mp4", "webm", "avi"])
+@settings(FUZZ, max_examples=150)
+@given(ops=mutations)
+def test_audit_video_never_raises(fuzz_dir: Path, fmt: str, ops: list[tuple[str, int, object]]) -> None:
+    """The audit of a mutated clip (tags, streams, covers) turns any damage into findings; it never raises."""
+    from blur.audit.video import video_findings
+
+    path = fuzz_dir / f"a.{fmt}"
+    path.write_bytes(mutate(video_bases()[fmt], ops))
+    findings, _ = video_findings(path, fmt, None)
+    assert isinstance(findings, list)

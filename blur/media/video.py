@@ -214,7 +214,7 @@ def open_input(path: Path, fmt: str) -> InputContainer:
     # An absolute path never parses as a protocol URL ("concat:", "http:"), whatever the file name.
     name = os.path.abspath(path)
     try:
-        return av.open(name, "r", format=DEMUXERS[fmt], options=dict(INPUT_OPTIONS))
+        return av.open(name, "r", format=DEMUXERS[fmt], options=dict(INPUT_OPTIONS), metadata_errors="replace")
     except (av.FFmpegError, OSError) as exc:
         msg = f"{path}: cannot open as {fmt} video: {exc}"
         raise MediaReadError(msg) from exc
@@ -229,6 +229,9 @@ def video_stream(path: Path, container: InputContainer) -> VideoStream:
     candidates = [s for s in container.streams.video if not (s.disposition.value & s.disposition.attached_pic.value)]
     if not candidates:
         msg = f"{path}: no video stream"
+        raise MediaReadError(msg)
+    if any(s.codec_context is None for s in candidates):
+        msg = f"{path}: a video stream has an unknown codec (damaged file?)"
         raise MediaReadError(msg)
     return max(candidates, key=lambda s: (s.codec_context.width * s.codec_context.height, -s.index))
 
@@ -468,15 +471,23 @@ def audio_target(fmt: str) -> str:
     return "libopus" if fmt == "webm" else "aac"
 
 
-def choose_audio(fmt: str, source: AudioStream | None, keep: bool) -> AudioMode:
-    """Copy the audio when container `fmt` can hold its codec, re-encode it otherwise, or drop it."""
+def choose_audio(fmt: str, source: AudioStream | None, keep: bool, path: Path) -> AudioMode:
+    """Copy the audio when container `fmt` can hold its codec, re-encode it otherwise, or drop it.
+
+    Raises:
+        MediaReadError: the audio is to be kept but its codec is unknown (a damaged file).
+    """
     import av
 
     if source is None or not keep:
         return "none"
+    context = source.codec_context
+    if context is None or not context.name:
+        msg = f"{path}: the audio stream's codec is unknown (damaged file?); use --no-audio to drop it"
+        raise MediaReadError(msg)
     with av.open(io.BytesIO(), "w", format=MUXERS[fmt]) as probe_out:
         supported = probe_out.supported_codecs
-    return "copy" if source.codec_context.name in supported else "encode"
+    return "copy" if context.name in supported else "encode"
 
 
 @dataclass(frozen=True, slots=True)
@@ -627,7 +638,9 @@ def verify_output(path: Path, fmt: str, *, frames: int, audio: bool, label: Path
     import av
 
     try:
-        with av.open(os.path.abspath(path), "r", format=DEMUXERS[fmt], options=dict(INPUT_OPTIONS)) as out:
+        with av.open(
+            os.path.abspath(path), "r", format=DEMUXERS[fmt], options=dict(INPUT_OPTIONS), metadata_errors="replace"
+        ) as out:
             problem = _stream_problem(out, audio)
             tags = _stray_tags(out)
             counts = {"video": 0, "audio": 0}
