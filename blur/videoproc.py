@@ -485,11 +485,12 @@ def mask_planes(planes: Planes, mask: Mask, cfg: MaskConfig, colorspace: int) ->
         rgb = anonymize(planes_to_rgb(planes, colorspace), mask, cfg)
         return rgb_to_planes(rgb, colorspace)
     y, u, v = planes.y.copy(), planes.u.copy(), planes.v.copy()
-    fill_y, fill_u, fill_v = yuv_of(cfg.colour, colorspace)
-    y[mask] = fill_y
-    chroma = mask.reshape(planes.height // 2, 2, planes.width // 2, 2).any(axis=(1, 3))
-    u[chroma] = fill_u
-    v[chroma] = fill_v
+    fill_y, fill_u, fill_v = yuv_of(tuple(cfg.colour), colorspace)
+    np.putmask(y, mask, fill_y)
+    # A chroma sample is filled when any of the 2x2 luma pixels it covers is masked.
+    chroma = (mask[0::2, 0::2] | mask[1::2, 0::2]) | (mask[0::2, 1::2] | mask[1::2, 1::2])
+    np.putmask(u, chroma, fill_u)
+    np.putmask(v, chroma, fill_v)
     return Planes(y, u, v)
 
 

@@ -15,6 +15,7 @@ attachment stream, no chapters, no container or stream metadata, no rotation tag
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 from collections.abc import Iterator
@@ -354,6 +355,7 @@ def planes_to_rgb(planes: Planes, colorspace: int) -> Frame:
     return np.asarray(rgb, np.uint8)
 
 
+@functools.cache
 def yuv_of(colour: tuple[int, int, int], colorspace: int) -> tuple[int, int, int]:
     """The limited-range (Y, U, V) of an RGB colour under colour matrix `colorspace`."""
     planes = rgb_to_planes(np.full((2, 2, 3), colour, np.uint8), colorspace)
