@@ -58,7 +58,7 @@ from blur.media.video import (
 )
 from blur.report import FileResult, Status
 from blur.temporal import CutConfig, CutDetector, FrameSamples, Tracker, TrackerConfig
-from blur.types import Detections, Frame, Mask, nms
+from blur.types import Detections, Frame, Mask, iou_matrix, nms
 
 if TYPE_CHECKING:
     from av.video.frame import VideoFrame
@@ -97,6 +97,8 @@ class VideoOptions:
             640 + 1920 every 9th frame (the default there) 0 on the street clip.
         fine_every: frames between two fine passes; 0 picks it from the cost (see `detection_plan`):
             720p every 4th frame (overhead clip: every 2nd leaked 13, 4th 16, 8th 19, 15th 36).
+        adaptive_fine: run the fine pass twice as often for `dense_hold_seconds` after it finds a
+            confident face the coarse pass missed in the same frame (small faces in view).
         batch: frames per detector call (ONNX Runtime runs equal-size frames as one batch).
         queue: frames buffered between threads (each way).
         max_gap_seconds: how long a track survives without a detection; shorter gaps are filled.
@@ -113,6 +115,8 @@ class VideoOptions:
     detect_side: int = 640
     fine_side: int = 1920
     fine_every: int = 0
+    adaptive_fine: bool = True
+    dense_hold_seconds: float = 1.0
     batch: int = 4
     queue: int = 8
     max_gap_seconds: float = 1.0
@@ -167,30 +171,71 @@ def detect_size(width: int, height: int, side: int) -> tuple[int, int]:
 
 @dataclass(frozen=True, slots=True)
 class DetectionPlan:
-    """Sizes the detector sees: a coarse copy of every frame, a fine copy of every `every`-th (if any)."""
+    """Sizes the detector sees: a coarse copy of every frame, and a fine copy for the fine pass.
+
+    The fine pass runs every `every` frames, or every `dense` frames while it keeps finding faces the
+    coarse pass missed (small faces in view). Fine copies are made of every `dense`-th frame.
+    """
 
     coarse: tuple[int, int]
     fine: tuple[int, int] | None
     every: int
+    dense: int = 1
 
     def wants_fine(self, index: int) -> bool:
-        """Whether frame `index` also gets the fine pass."""
-        return self.fine is not None and index % self.every == 0
+        """Whether frame `index` gets a fine copy (the fine pass may run on it)."""
+        return self.fine is not None and index % self.dense == 0
 
 
 def detection_plan(width: int, height: int, options: VideoOptions) -> DetectionPlan:
     """The coarse and fine detection sizes for a width×height video, and how often the fine pass runs.
 
     With `fine_every` 0 the fine pass runs as often as its cost allows it to equal the coarse
-    passes' in between: every (fine pixels / coarse pixels) frames, so detection never costs more
-    than two coarse passes per frame (720p: every 4th frame; 1080p: every 9th).
+    passes' in between: every (fine pixels / coarse pixels) frames, so detection costs at most two
+    coarse passes per frame (720p: every 4th frame; 1080p: every 9th, rounded up to a multiple of
+    the dense interval). While it finds faces the coarse pass misses it runs twice as often.
     """
     coarse = detect_size(width, height, options.detect_side)
     fine = detect_size(width, height, options.fine_side) if options.fine_side else None
     if fine is None or fine[0] <= coarse[0]:
         return DetectionPlan(coarse, None, 1)
-    every = options.fine_every or round(fine[0] * fine[1] / (coarse[0] * coarse[1]))
-    return DetectionPlan(coarse, fine, max(1, every))
+    every = max(1, options.fine_every or round(fine[0] * fine[1] / (coarse[0] * coarse[1])))
+    dense = max(1, every // 2) if options.adaptive_fine else every
+    return DetectionPlan(coarse, fine, -(-every // dense) * dense, dense)
+
+
+class FineSchedule:
+    """When the fine pass runs: every `plan.every` frames, every `plan.dense` for `hold` frames after
+    a fine pass found a face the coarse pass missed."""
+
+    def __init__(self, plan: DetectionPlan, hold: int) -> None:
+        self.plan = plan
+        self.hold = hold
+        self.last = -(1 << 30)
+        self.dense_until = -1
+        self.runs = 0
+
+    def due(self, index: int) -> bool:
+        """Whether the fine pass should run on frame `index` (which has a fine copy)."""
+        every = self.plan.dense if index <= self.dense_until else self.plan.every
+        return index - self.last >= every
+
+    def ran(self, index: int, *, missed: bool) -> None:
+        """Record a fine pass on frame `index`, and whether it found a face the coarse pass missed."""
+        self.last = index
+        self.runs += 1
+        if missed:
+            self.dense_until = index + self.hold
+
+
+def coarse_missed(coarse: Detections, fine: Detections, high: float) -> bool:
+    """Whether the fine pass found a confident face (score >= `high`) that no coarse detection overlaps."""
+    strong = fine[fine.score >= high]
+    if len(strong) == 0:
+        return False
+    if len(coarse) == 0:
+        return True
+    return bool((iou_matrix(strong.xyxy, coarse.xyxy).max(axis=1) < MERGE_IOU).any())
 
 
 @dataclass(slots=True)
@@ -332,6 +377,8 @@ class _Run:
         self.faces = 0
         self.peak_window = 0
         self.prepare = _Prepare(source, info, options)
+        hold = max(1, math.ceil(options.dense_hold_seconds * float(info.rate)))
+        self.schedule = FineSchedule(self.prepare.plan, hold)
 
     def decode_loop(self, first: list[VideoFrame | AudioChunk]) -> None:
         """Decode thread: prepare frames, pass audio through, then an end marker."""
@@ -413,8 +460,9 @@ class _Run:
         found = self.detector.detect_batch([p.small for p in self.batch])
         for prepared, dets in zip(self.batch, found, strict=True):
             full = self._to_frame(dets, prepared.small)
-            if prepared.fine is not None:
+            if prepared.fine is not None and self.schedule.due(prepared.frame.index):
                 fine = self._to_frame(self.detector.detect_batch([prepared.fine])[0], prepared.fine)
+                self.schedule.ran(prepared.frame.index, missed=coarse_missed(full, fine, self.tracker.cfg.high))
                 full = nms(Detections.concat([full, fine]), MERGE_IOU)
             if self.corrections.keep:
                 seconds = self._seconds(prepared.frame)

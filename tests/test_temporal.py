@@ -238,3 +238,27 @@ def test_frame_samples_bounded_and_span_the_track() -> None:
     assert frames[0] == 0 and frames[-1] == 9_999 and 2_500 <= frames[1] <= 7_500, frames
     assert [p["frame"] for p in picks if p["track"] == "kept"] == [42]
     assert picks[-1]["time"] == 1.68 and picks[-1]["kept"] is True
+
+
+def test_fine_pass_plan_and_schedule() -> None:
+    """720p: fine copies every 2nd frame, the pass every 4th; twice as often for a second after it finds a
+    face the coarse pass missed, then back."""
+    from blur.videoproc import FineSchedule, VideoOptions, coarse_missed, detection_plan
+
+    plan = detection_plan(1280, 720, VideoOptions())
+    assert (plan.coarse, plan.fine, plan.every, plan.dense) == ((640, 360), (1280, 720), 4, 2)
+    hd = detection_plan(1920, 1080, VideoOptions())
+    assert hd.dense == 4 and hd.every % hd.dense == 0 and 9 <= hd.every <= 15
+    assert detection_plan(640, 360, VideoOptions()).fine is None
+    schedule = FineSchedule(plan, hold=10)
+    runs = []
+    for index in range(0, 40, plan.dense):
+        if schedule.due(index):
+            runs.append(index)
+            schedule.ran(index, missed=index == 8)
+    assert runs == [0, 4, 8, 10, 12, 14, 16, 18, 22, 26, 30, 34, 38], runs
+    face = Detections.from_arrays(np.array([[10, 10, 30, 30]], np.float32), np.array([0.9], np.float32))
+    weak = Detections.from_arrays(np.array([[100, 10, 120, 30]], np.float32), np.array([0.2], np.float32))
+    assert coarse_missed(Detections.empty(), face, 0.5)
+    assert not coarse_missed(face, face, 0.5)
+    assert not coarse_missed(Detections.empty(), weak, 0.5)
