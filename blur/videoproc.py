@@ -91,14 +91,15 @@ class VideoOptions:
             about 25 px at 1080p up; CenterFace finds mid-size and large faces at least as well
             downscaled, and 640 costs a seventh of 1920).
         fine_side: some frames are also searched at up to this long side, for the smaller faces;
-            the tracker fills the frames in between (0 disables it). Measured on the first 60
-            frames of the real clips: 640 alone leaked 57 of 60 frames of the overhead 720p clip and
-            30 of the 1080p street clip (a 22 px face); 640 + 1280 every 4th frame 16 and 30;
-            640 + 1920 every 9th frame (the default there) 0 on the street clip.
-        fine_every: frames between two fine passes; 0 picks it from the cost (see `detection_plan`):
-            720p every 4th frame (overhead clip: every 2nd leaked 13, 4th 16, 8th 19, 15th 36).
-        adaptive_fine: run the fine pass twice as often for `dense_hold_seconds` after it finds a
-            confident face the coarse pass missed in the same frame (small faces in view).
+            the tracker fills the frames in between (0 disables it). Full-length sweep of the real
+            clips (`benchmarks/video.py --sweep`): 640 alone leaked 337 of 341 frames of the overhead
+            720p clip and 3 of 105 of the 1080p street clip; 640 + 1920 every 4th, 8th, 9th or 15th
+            frame leaked 0 on the street clip.
+        fine_every: frames between two fine passes; 0 picks it from the cost (see `detection_plan`).
+            Overhead 720p clip, 640 + 1280 every 2nd frame leaked 8, every 4th 15, 8th 34, 15th 176.
+        adaptive_fine: run the fine pass at twice that rate for `dense_hold_seconds` after it finds
+            a confident face the coarse pass missed in the same frame (small faces in view): overhead
+            clip 15 -> 8 leaked frames at 6.6 instead of 8.8 fps; street clip still 0.
         batch: frames per detector call (ONNX Runtime runs equal-size frames as one batch).
         queue: frames buffered between threads (each way).
         max_gap_seconds: how long a track survives without a detection; shorter gaps are filled.
