@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
-import gc
 import multiprocessing
 import os
 import time
@@ -22,31 +20,6 @@ OnFrames = Callable[[Job, int, int | None], None]
 """Called with (job, frames done, total frames or None) while a video is processed."""
 
 _WORKER_ENGINE: Engine | None = None
-_WORKER_SETTINGS: Settings | None = None
-_WORKER_DONE = 0
-
-REFRESH_AFTER = 48
-"""Photos one engine handles before it is rebuilt. ONNX Runtime's memory arena keeps what the largest
-activations of every input shape needed; over hundreds of differently sized photos one long-lived
-worker grew to 5 GB. Rebuilding costs about 0.3 s, under 1 % of 48 photos. (Not the pool's
-`max_tasks_per_child`: it deadlocks on Python 3.11-3.14, cpython#115634.)"""
-
-
-def _fresh_engine(settings: Settings) -> Engine:
-    """Build an engine after handing the memory of dropped ones back to the system."""
-    gc.collect()
-    _trim_heap()
-    return build_engine(settings)
-
-
-def _trim_heap() -> None:
-    """Return freed heap pages to the OS (glibc); a no-op elsewhere."""
-    try:
-        libc = ctypes.CDLL(None)
-        trim = libc.malloc_trim
-    except (OSError, AttributeError):
-        return
-    trim(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,21 +58,15 @@ def _guarded(job: Job, engine: Engine, on_frames: OnFrames | None = None) -> Fil
 
 
 def _init_worker(settings: Settings, threads: int) -> None:
-    global _WORKER_ENGINE, _WORKER_SETTINGS
+    global _WORKER_ENGINE
     detector = replace(settings.detector, threads=threads)
-    _WORKER_SETTINGS = replace(settings, detector=detector)
-    _WORKER_ENGINE = build_engine(_WORKER_SETTINGS)
+    _WORKER_ENGINE = build_engine(replace(settings, detector=detector))
 
 
 def _work(job: Job) -> FileResult:
-    global _WORKER_ENGINE, _WORKER_DONE
-    if _WORKER_ENGINE is None or _WORKER_SETTINGS is None:  # pragma: no cover - initializer always runs first
+    if _WORKER_ENGINE is None:  # pragma: no cover - initializer always runs first
         msg = "worker engine missing"
         raise RuntimeError(msg)
-    if _WORKER_DONE and _WORKER_DONE % REFRESH_AFTER == 0:
-        _WORKER_ENGINE = None
-        _WORKER_ENGINE = _fresh_engine(_WORKER_SETTINGS)
-    _WORKER_DONE += 1
     return _guarded(job, _WORKER_ENGINE)
 
 
@@ -129,12 +96,8 @@ def run_batch(
     if workers > 1:
         _run_pool(photos, settings, workers, max(1, cores // workers), results, emit)
     elif photos or videos:
-        owned = engine is None
         engine = engine or build_engine(settings)
-        for n, (i, job) in enumerate(photos):
-            if owned and n and n % REFRESH_AFTER == 0:
-                engine = None
-                engine = _fresh_engine(settings)
+        for i, job in photos:
             results[i] = _guarded(job, engine)
             emit(results[i])
     if videos:

@@ -254,34 +254,6 @@ class TestBatch:
         assert result.exit_code == 0, result.output
         assert len(list((tmp_path / "out").glob("*.jpg"))) == 3
 
-    def test_engine_refreshed_in_long_batches(self, tmp_path, astro, monkeypatch):
-        """A long batch rebuilds its detector every REFRESH_AFTER photos (bounding the runtime's memory
-        arena), and every photo is still anonymized, before and after each rebuild."""
-        from blur import batch
-        from blur.config import Settings
-        from blur.discover import discover
-
-        built = []
-        real_build = batch.build_engine
-
-        def counting_build(settings):
-            built.append(1)
-            return real_build(settings)
-
-        monkeypatch.setattr(batch, "REFRESH_AFTER", 2)
-        monkeypatch.setattr(batch, "build_engine", counting_build)
-        (tmp_path / "in").mkdir()
-        for i in range(5):
-            Image.fromarray(astro).save(tmp_path / "in" / f"p{i}.png")
-        jobs = discover([tmp_path / "in"], tmp_path / "out")
-        results = batch.run_batch(jobs, Settings(verify=False), batch.BatchOptions(jobs=1))
-        assert [r.status.value for r in results] == ["ok"] * 5 and all(r.faces >= 1 for r in results)
-        assert len(built) == 3, "built at the start, then after photos 2 and 4"
-        for i in range(5):
-            out = np.asarray(Image.open(tmp_path / "out" / f"p{i}.png").convert("RGB"))
-            x1, y1, x2, y2 = ASTRO_FACE
-            assert ssim_gray(out[y1:y2, x1:x2], astro[y1:y2, x1:x2]) < 0.6
-
     def test_usage_errors(self, tmp_path, runner):
         """Missing inputs and bad options exit 2."""
         assert runner.invoke(app, ["anonymize", str(tmp_path / "nope"), "-o", str(tmp_path / "o")]).exit_code == 2
