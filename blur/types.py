@@ -117,17 +117,29 @@ def iou_matrix(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> npt.ND
 
 
 def nms(dets: Detections, iou_threshold: float) -> Detections:
-    """Greedy non-maximum suppression, highest score first."""
+    """Greedy non-maximum suppression, highest score first.
+
+    Memory is linear in the number of boxes: each kept box is compared with the boxes still in play,
+    never an N×N matrix (a dense crowd gives tens of thousands of candidates; the matrix and its
+    temporaries took several GB).
+    """
     if len(dets) <= 1:
         return dets
     order = np.argsort(-dets.score, kind="stable")
     boxes = dets.xyxy[order]
-    ious = iou_matrix(boxes, boxes)
-    suppressed = np.zeros(len(order), bool)
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    alive = np.arange(len(order))
     keep: list[int] = []
-    for i in range(len(order)):
-        if suppressed[i]:
-            continue
+    while len(alive):
+        i = int(alive[0])
         keep.append(i)
-        suppressed |= ious[i] > iou_threshold
+        rest = alive[1:]
+        if not len(rest):
+            break
+        b = boxes[rest]
+        iw = (np.minimum(boxes[i, 2], b[:, 2]) - np.maximum(boxes[i, 0], b[:, 0])).clip(0)
+        ih = (np.minimum(boxes[i, 3], b[:, 3]) - np.maximum(boxes[i, 1], b[:, 1])).clip(0)
+        inter = iw * ih
+        iou = inter / np.maximum(area[i] + area[rest] - inter, 1e-6)
+        alive = rest[iou <= iou_threshold]
     return dets[order[np.array(keep, dtype=np.intp)]]
