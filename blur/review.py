@@ -98,11 +98,9 @@ def _counts(result: FileResult, options: ReviewOptions) -> dict[str, int]:
         kinds_by_track: dict[str, set[str]] = {}
         for d in result.detections:
             kinds_by_track.setdefault(str(d.get("track", "?")), set()).add(_kind(d, options.low_score))
-        return {
-            k: sum(k in found for found in kinds_by_track.values()) for k in ("face", "low", "second", "kept", "added")
-        }
+        return {k: sum(k in found for found in kinds_by_track.values()) for k in _KINDS}
     kinds = [_kind(d, options.low_score) for d in result.detections]
-    return {k: kinds.count(k) for k in ("face", "low", "second", "kept", "added")}
+    return {k: kinds.count(k) for k in _KINDS}
 
 
 def _flags(result: FileResult, counts: dict[str, int]) -> list[str]:

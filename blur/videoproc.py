@@ -78,9 +78,6 @@ MERGE_IOU = 0.3
 LOW_FRACTION = 1 / 3
 """Weak detections down to this share of the threshold may continue an existing track (ByteTrack)."""
 
-APPLIES_CORRECTIONS = True
-"""Sidecar corrections are applied: add regions masked in their time range, keep regions left visible."""
-
 
 @dataclass(frozen=True, slots=True)
 class VideoOptions:
@@ -214,7 +211,6 @@ class FineSchedule:
         self.hold = hold
         self.last = -(1 << 30)
         self.dense_until = -1
-        self.runs = 0
 
     def due(self, index: int) -> bool:
         """Whether the fine pass should run on frame `index` (which has a fine copy)."""
@@ -224,7 +220,6 @@ class FineSchedule:
     def ran(self, index: int, *, missed: bool) -> None:
         """Record a fine pass on frame `index`, and whether it found a face the coarse pass missed."""
         self.last = index
-        self.runs += 1
         if missed:
             self.dense_until = index + self.hold
 
@@ -518,10 +513,7 @@ class _Run:
 
 def _entries(dets: Detections, **flags: bool) -> list[dict[str, Any]]:
     """Detections as report entries (box in frame pixels, score), with `flags` set on each."""
-    return [
-        {"box": [round(float(v), 1) for v in box], "score": round(float(score), 3), **flags}
-        for box, score in zip(dets.xyxy, dets.score, strict=True)
-    ]
+    return [{**entry, **flags} for entry in dets.to_list()]
 
 
 def mask_planes(planes: Planes, mask: Mask, cfg: MaskConfig, colorspace: int) -> Planes:
