@@ -205,6 +205,20 @@ class TestPlan:
         )
         assert work < 3 * 8000 * 6000
 
+    @pytest.mark.parametrize("size", [(6144, 4096), (8256, 5504), (5504, 8256)])
+    def test_camera_files_have_no_scale_gap(self, size: tuple[int, int]) -> None:
+        """24-45 MP files are searched at scales about 4x apart at most (a tiled middle pass bridges the
+        whole-image and full-size passes), and no untiled pass is larger than 2048 px a side."""
+        w, h = size
+        passes = plan_passes(w, h)
+        scales = sorted({p.scale for p in passes})
+        assert max(b / a for a, b in zip(scales, scales[1:], strict=False)) < 4.1
+        for p in passes:
+            if not p.tiles:
+                assert max(w, h) * p.scale <= 2048
+            else:
+                assert all(x1 - x0 <= 1024 and y1 - y0 <= 1024 for x0, y0, x1, y1 in p.tiles)
+
 
 def test_cli_version_and_help():
     """`blur --version` and `--help` answer without loading models."""
