@@ -690,3 +690,52 @@ def test_cli_truncated_video_exit_1(tmp_path: Path, astro: Frame, runner: Any) -
 def test_settings_default_keeps_audio() -> None:
     """Audio is kept unless asked otherwise (deface#66: "sound is gone")."""
     assert Settings().keep_audio is True
+
+
+@pytest.mark.slow
+def test_parallel_detection_gives_the_same_output(tmp_path: Path, astro: Frame, engine: Engine) -> None:
+    """Detection off the main thread (a coarse thread, fine passes run ahead of need) writes exactly
+    the frames the one-thread pipeline writes, on a 720p clip where the fine pass finds a small face
+    that the coarse pass cannot."""
+    from blur.videoproc import VideoOptions, anonymize_video
+
+    if not getattr(engine.detector, "thread_safe", False):
+        pytest.skip("the detector is not thread-safe (OpenCV fallback): parallel detection is never used")
+    frames, faces = render(astro, 16, 1280, 720)
+    sprite, face = head_sprite(astro)
+    small = np.asarray(cv2.resize(sprite, (sprite.shape[1] // 3, sprite.shape[0] // 3)), np.uint8)
+    y, x = 40, 1100
+    for frame in frames:
+        frame[y : y + small.shape[0], x : x + small.shape[1]] = small
+    clip = encode_clip(tmp_path / "hd.mp4", frames, faces, Spec(size=(1280, 720), frames=16, subtitle=None))
+    outputs, stats = [], []
+    for parallel in (False, True):
+        dest = tmp_path / f"out-{parallel}.mp4"
+        stats.append(anonymize_video(clip.path, dest, "mp4", engine, VideoOptions(parallel=parallel)))
+        outputs.append(decode(dest).frames)
+    assert stats[0].faces == stats[1].faces and stats[0].tracks == stats[1].tracks
+    assert len(outputs[0]) == len(outputs[1]) == 16
+    for serial_frame, parallel_frame in zip(*outputs, strict=True):
+        assert np.array_equal(serial_frame, parallel_frame)
+    # The small face (about 10 px in the coarse copy) is hidden: the fine pass ran and counted.
+    fx1, fy1, fx2, fy2 = (x + face[0] // 3, y + face[1] // 3, x + face[2] // 3, y + face[3] // 3)
+    assert all(hidden(f, c, (fx1, fy1, fx2, fy2)) for f, c in zip(outputs[1], frames, strict=True))
+    coarse_only = tmp_path / "coarse.mp4"
+    anonymize_video(clip.path, coarse_only, "mp4", engine, VideoOptions(parallel=True, fine_side=0))
+    assert not any(hidden(f, c, (fx1, fy1, fx2, fy2)) for f, c in zip(decode(coarse_only).frames, frames, strict=True))
+
+
+def test_parallel_detection_fails_closed(tmp_path: Path, astro: Frame, engine: Engine) -> None:
+    """A truncated video fails in the parallel pipeline too, and its threads stop."""
+    import threading
+
+    from blur.errors import BlurError
+    from blur.videoproc import VideoOptions, anonymize_video
+
+    if not getattr(engine.detector, "thread_safe", False):
+        pytest.skip("the detector is not thread-safe (OpenCV fallback): parallel detection is never used")
+    clip = write_clip(tmp_path / "cut.mp4", astro, Spec(options=(), frames=30, size=(960, 540)))
+    _truncate(clip.path, 0.6)
+    with pytest.raises(BlurError, match=r"cut\.mp4"):
+        anonymize_video(clip.path, tmp_path / "out.mp4", "mp4", engine, VideoOptions(parallel=True))
+    assert not any(t.name.startswith("blur-") for t in threading.enumerate())

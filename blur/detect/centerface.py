@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.resources
+import threading
 from pathlib import Path
 
 import cv2
@@ -131,13 +132,29 @@ class _CvRunner:
         return [np.concatenate([o[k] for o in outs]) for k in range(len(_OUTPUTS))]  # type: ignore[call-overload]
 
 
+_SESSIONS: dict[tuple[str, tuple[str, ...], int], _OrtRunner] = {}
+_SESSIONS_LOCK = threading.Lock()
+
+
 def _build_runner(cfg: DetectorConfig, data: bytes) -> _OrtRunner | _CvRunner:
+    """The runner for a model; detectors of one process share one ONNX Runtime session per model and settings.
+
+    A session holds no per-call state and may be run from several threads at once (the video
+    pipeline's coarse and fine passes). Building one costs a few hundred milliseconds and its own
+    memory arena, so the photo detector, the verifier and the video detectors reuse it. OpenCV's
+    network is stateful, so each detector keeps its own.
+    """
     try:
         import onnx  # noqa: F401
         import onnxruntime  # noqa: F401
     except ImportError:
         return _CvRunner(data)
-    return _OrtRunner(data, cfg.providers, cfg.threads)
+    key = (hashlib.sha256(data).hexdigest(), cfg.providers, cfg.threads)
+    with _SESSIONS_LOCK:
+        runner = _SESSIONS.get(key)
+        if runner is None:
+            runner = _SESSIONS[key] = _OrtRunner(data, cfg.providers, cfg.threads)
+    return runner
 
 
 def decode(heatmap: Array, log_scale: Array, offset: Array, threshold: float) -> Detections:
@@ -183,6 +200,8 @@ class CenterFaceDetector:
         data = verify_model(path) if cfg.model_path is None else path.read_bytes()
         self._runner = _build_runner(cfg, data)
         self.runtime = self._runner.runtime
+        self.thread_safe = isinstance(self._runner, _OrtRunner)
+        """Whether several threads may call it at once (ONNX Runtime sessions allow it; OpenCV's network does not)."""
         self.threshold = cfg.threshold  # None: each pass uses its tuned threshold
         self.multiscale = cfg.multiscale
 
