@@ -17,6 +17,7 @@ This is a measuring instrument, not a test: nothing in tests/ runs or imports it
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as _dt
 import importlib.metadata
 import importlib.util
@@ -394,7 +395,7 @@ def fmt_recall(c: Counter) -> str:
     return "-" if r is None else f"{r:.3f}"
 
 
-def table(prepared: PreparedSet, metrics: dict[str, Metrics]) -> str:
+def table(prepared: PreparedSet, metrics: dict[str, Metrics], at_1x: dict[str, Metrics] | None = None) -> str:
     tools = list(metrics)
     ref = next(iter(metrics.values()))
     rows: list[tuple[str, list[str]]] = []
@@ -415,6 +416,10 @@ def table(prepared: PreparedSet, metrics: dict[str, Metrics]) -> str:
     for g in ("all", ">=10 px"):
         rows.append((f"strict recall {g} (>=80% of box changed)", [fmt_recall(metrics[t].strict[g]) for t in tools]))
     rows.append(("missed faces >=40 px (count, target 0)", [str(len(metrics[t].missed_big)) for t in tools]))
+    if at_1x:
+        for g in ("all", ">=10 px"):
+            label = f"recall {g}, the same photos at 1x (target: no higher than above)"
+            rows.append((label, [fmt_recall(at_1x[t].recall[g]) if t in at_1x else "-" for t in tools]))
 
     def damage(m: Metrics) -> str:
         return "-" if not m.total_bg else f"{100.0 * m.changed_bg / m.total_bg:.2f} %"
@@ -632,7 +637,9 @@ def collect_sets(args: argparse.Namespace) -> list[ImageSet]:
     return [s for s in sets if s.photos]
 
 
-def run_set(image_set: ImageSet, base_dir: Path, args: argparse.Namespace) -> tuple[PreparedSet, dict[str, Metrics]]:
+def run_set(
+    image_set: ImageSet, base_dir: Path, args: argparse.Namespace
+) -> tuple[PreparedSet, dict[str, Metrics], dict[str, dict[str, Path]]]:
     prepared = prepare_set(image_set, base_dir)
     outputs: dict[str, dict[str, Path]] = {}
     runs: dict[str, RunResult] = {}
@@ -645,10 +652,20 @@ def run_set(image_set: ImageSet, base_dir: Path, args: argparse.Namespace) -> tu
     metrics = measure(prepared, outputs)
     for tool, m in metrics.items():
         m.run = runs[tool]
-    return prepared, metrics
+    return prepared, metrics, outputs
 
 
-def metrics_json(prepared: PreparedSet, metrics: dict[str, Metrics]) -> dict[str, Any]:
+def same_photos(prepared: PreparedSet, outputs: dict[str, dict[str, Path]], big: ImageSet) -> dict[str, Metrics]:
+    """The 1x set's results restricted to the photos of an upscaled set: its recall target compares like with like."""
+    sources = {p.path for p in big.photos}
+    items = [i for i in prepared.items if i.source in sources]
+    subset = dataclasses.replace(prepared, name=f"{prepared.name}, photos of {big.name}", items=items)
+    return measure(subset, outputs)
+
+
+def metrics_json(
+    prepared: PreparedSet, metrics: dict[str, Metrics], at_1x: dict[str, Metrics] | None = None
+) -> dict[str, Any]:
     tools: dict[str, Any] = {}
     for tool, m in metrics.items():
         tools[tool] = {
@@ -660,6 +677,8 @@ def metrics_json(prepared: PreparedSet, metrics: dict[str, Metrics]) -> dict[str
             "run": asdict(m.run) if m.run else None,
             "missing_outputs": m.missing_outputs,
         }
+        if at_1x and tool in at_1x:
+            tools[tool]["same_photos_1x_recall"] = {g: at_1x[tool].recall[g].recall for g in ("all", ">=10 px")}
     return {
         "name": prepared.name,
         "scale": prepared.scale,
@@ -688,22 +707,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         work = args.workdir if args.workdir is not None else Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         results: list[tuple[PreparedSet, dict[str, Metrics]]] = []
+        at_1x: dict[int, dict[str, Metrics]] = {}
         for i, image_set in enumerate(image_sets):
             base = work / f"set{i}_{image_set.scale}x"
             if base.exists():
                 shutil.rmtree(base)
-            results.append(run_set(image_set, base, args))
+            prepared, metrics, outputs = run_set(image_set, base, args)
+            results.append((prepared, metrics))
+            if image_set.scale == 1:
+                paths = {p.path for p in image_set.photos}
+                for j, big in enumerate(image_sets):
+                    if big.scale > 1 and {p.path for p in big.photos} <= paths:
+                        at_1x[j] = same_photos(prepared, outputs, big)
             if args.workdir is None:  # free the disk before the next set; --workdir keeps everything
                 shutil.rmtree(base, ignore_errors=True)
         head, meta = header([p for p, _ in results], args)
         print(head)
-        for prepared, metrics in results:
+        for j, (prepared, metrics) in enumerate(results):
             print()
-            print(table(prepared, metrics))
+            print(table(prepared, metrics, at_1x.get(j)))
         print()
         print(footer(args))
         if args.json is not None:
-            payload = {"meta": meta, "sets": [metrics_json(p, m) for p, m in results]}
+            payload = {"meta": meta, "sets": [metrics_json(p, m, at_1x.get(j)) for j, (p, m) in enumerate(results)]}
             args.json.write_text(json.dumps(payload, indent=1))
             log(f"JSON written to {args.json}")
     return 0
