@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from blur.config import DetectorConfig
-from blur.detect.multiscale import Pass, plan_passes
+from blur.detect.multiscale import BIG_FACE_PX, Pass, plan_passes
 from blur.errors import BackendUnavailableError, DetectionError, ModelError
 from blur.types import Detections, Frame, nms
 
@@ -236,6 +236,10 @@ class CenterFaceDetector:
 
     def _run_pass(self, frame: Frame, p: Pass) -> Detections:
         image = _resize(frame, p.scale)
+        if not p.tiles and p.big_threshold is not None:
+            dets = self.infer([image], min(p.threshold, p.big_threshold))[0].scaled(1 / p.scale)
+            side = np.maximum(dets.xyxy[:, 2] - dets.xyxy[:, 0], dets.xyxy[:, 3] - dets.xyxy[:, 1])
+            return dets[(dets.score >= p.threshold) | (side >= BIG_FACE_PX)]
         if not p.tiles:
             return self.infer([image], p.threshold)[0].scaled(1 / p.scale)
         crops = [image[y0:y1, x0:x1] for (x0, y0, x1, y1) in p.tiles]
