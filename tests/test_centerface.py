@@ -72,3 +72,36 @@ def test_batch_matches_single(astro):
     for frame, got in zip(frames, batch, strict=True):
         one = det.detect(frame)
         assert np.allclose(one.xyxy, got.xyxy, atol=0.5)
+
+
+class _FixedOutputs:
+    """Stands in for the network: two weak detections (one large, one small) and a strong small one."""
+
+    def __call__(self, blob: np.ndarray) -> list[np.ndarray]:
+        h, w = blob.shape[2] // 4, blob.shape[3] // 4
+        heat = np.zeros((1, 1, h, w), np.float32)
+        log_scale = np.zeros((1, 2, h, w), np.float32)
+        offset = np.zeros((1, 2, h, w), np.float32)
+        for (y, x), score, side in (((10, 10), 0.15, 30.0), ((40, 40), 0.15, 10.0), ((20, 50), 0.35, 10.0)):
+            heat[0, 0, y, x] = score
+            log_scale[0, :, y, x] = np.log(side / 4)
+        return [heat, log_scale, offset]
+
+
+def test_large_weak_faces_are_kept_small_weak_ones_are_not():
+    """A pass with `big_threshold` keeps a 60 px face scoring 0.15 and drops a 20 px one of the same
+    score; the tuned plan gives it to its untiled passes at or below full size, never with an
+    explicit threshold (the verifier's, video's or --threshold)."""
+    from blur.detect.multiscale import Pass, plan_passes
+
+    det = CenterFaceDetector(DetectorConfig())
+    det._runner = _FixedOutputs()  # type: ignore[assignment]
+    frame = np.zeros((400, 400, 3), np.uint8)
+    with_rule = det._run_pass(frame, Pass(0.5, 0.3, big_threshold=0.1))
+    without = det._run_pass(frame, Pass(0.5, 0.3))
+    sides = sorted(round(float(b[2] - b[0])) for b in with_rule.xyxy)
+    assert sides == [20, 60] and sorted(with_rule.score.tolist()) == pytest.approx([0.15, 0.35])
+    assert len(without) == 1 and without.score[0] == pytest.approx(0.35)
+    assert all(p.big_threshold is not None for p in plan_passes(1024, 768) if p.scale <= 1 and not p.tiles)
+    assert all(p.big_threshold is None for p in plan_passes(1024, 768) if p.scale > 1 or p.tiles)
+    assert all(p.big_threshold is None for p in plan_passes(1024, 768, multiscale=False, threshold=0.5))

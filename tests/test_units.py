@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 
@@ -212,7 +213,7 @@ class TestPlan:
         w, h = size
         passes = plan_passes(w, h)
         scales = sorted({p.scale for p in passes})
-        assert max(b / a for a, b in zip(scales, scales[1:], strict=False)) < 4.1
+        assert max(b / a for a, b in itertools.pairwise(scales)) < 4.1
         for p in passes:
             if not p.tiles:
                 assert max(w, h) * p.scale <= 2048
