@@ -452,6 +452,7 @@ class _Run:
     def _with_coarse(self, items: Iterable[object]) -> Iterator[object]:
         """The same items in the same order, frames with their coarse detections (run `batch` at a time)."""
         held: list[object] = []
+        frames: list[_Prepared] = []
         for item in items:
             if isinstance(item, _Failure):
                 yield item  # the frames held back will not be needed
@@ -459,10 +460,12 @@ class _Run:
             end = item is _END
             if not end:
                 held.append(item)
-            if end or sum(isinstance(h, _Prepared) for h in held) >= self.options.batch:
-                self._coarse([h for h in held if isinstance(h, _Prepared)])
+                if isinstance(item, _Prepared):
+                    frames.append(item)
+            if end or len(frames) >= self.options.batch:
+                self._coarse(frames)
                 yield from held
-                held = []
+                held, frames = [], []
             if end:
                 yield item
                 return
@@ -510,14 +513,12 @@ class _Run:
                 self._audio(item, encoder)
                 continue
             if not isinstance(item, _Prepared) or item.coarse is None:
-                msg = f"unexpected item from the detect thread: {type(item).__name__}"
+                msg = f"unexpected item from the detection stage: {type(item).__name__}"
                 raise TypeError(msg)
             self.window.append(_Pending(item.frame))
             self.peak_window = max(self.peak_window, len(self.window))
             self._track(item, item.coarse)
             self._emit(encoder, progress)
-        else:
-            return  # stopping: another thread failed and its error is raised by the caller
         self.tracker.finish()
         self._emit(encoder, progress)
         _put(self.encoded, _END, self.stop, encoder)
@@ -670,7 +671,10 @@ def anonymize_video(
 
 
 def _drive(run: _Run, writer: VideoWriter, read: list[VideoFrame | AudioChunk], progress: Progress | None) -> int:
-    """Run the four threads to completion; return the frames written, or raise and leave nothing usable."""
+    """Run the pipeline's threads to completion; return the frames written, or raise and leave nothing usable.
+
+    A run that ends early for any reason writes fewer frames than it decoded and is refused below.
+    """
     workers = [_Worker("blur-decode", lambda: run.decode_loop(read))]
     if run.parallel:
         workers.append(_Worker("blur-detect", run.detect_loop))
@@ -682,9 +686,6 @@ def _drive(run: _Run, writer: VideoWriter, read: list[VideoFrame | AudioChunk], 
         encoder.join()
         if encoder.error is not None:
             raise encoder.error
-        if run.stop.is_set():
-            msg = f"{run.source}: the video pipeline stopped early; output discarded"
-            raise MediaWriteError(msg)
     except BaseException:
         run.stop.set()
         for worker in [*workers, encoder]:

@@ -136,7 +136,7 @@ _SESSIONS: dict[tuple[str, tuple[str, ...], int], _OrtRunner] = {}
 _SESSIONS_LOCK = threading.Lock()
 
 
-def _build_runner(cfg: DetectorConfig, data: bytes) -> _OrtRunner | _CvRunner:
+def _build_runner(cfg: DetectorConfig, data: bytes, digest: str) -> _OrtRunner | _CvRunner:
     """The runner for a model; detectors of one process share one ONNX Runtime session per model and settings.
 
     A session holds no per-call state and may be run from several threads at once (the video
@@ -149,7 +149,7 @@ def _build_runner(cfg: DetectorConfig, data: bytes) -> _OrtRunner | _CvRunner:
         import onnxruntime  # noqa: F401
     except ImportError:
         return _CvRunner(data)
-    key = (hashlib.sha256(data).hexdigest(), cfg.providers, cfg.threads)
+    key = (digest, cfg.providers, cfg.threads)
     with _SESSIONS_LOCK:
         runner = _SESSIONS.get(key)
         if runner is None:
@@ -197,8 +197,12 @@ class CenterFaceDetector:
 
     def __init__(self, cfg: DetectorConfig) -> None:
         path = cfg.model_path or packaged_model_path()
-        data = verify_model(path) if cfg.model_path is None else path.read_bytes()
-        self._runner = _build_runner(cfg, data)
+        if cfg.model_path is None:
+            data, digest = verify_model(path), MODEL_SHA256
+        else:
+            data = path.read_bytes()
+            digest = hashlib.sha256(data).hexdigest()
+        self._runner = _build_runner(cfg, data, digest)
         self.runtime = self._runner.runtime
         self.thread_safe = isinstance(self._runner, _OrtRunner)
         """Whether several threads may call it at once (ONNX Runtime sessions allow it; OpenCV's network does not)."""
