@@ -82,14 +82,14 @@ class _FixedOutputs:
         heat = np.zeros((1, 1, h, w), np.float32)
         log_scale = np.zeros((1, 2, h, w), np.float32)
         offset = np.zeros((1, 2, h, w), np.float32)
-        for (y, x), score, side in (((10, 10), 0.15, 30.0), ((40, 40), 0.15, 10.0), ((20, 50), 0.35, 10.0)):
+        for (y, x), score, side in (((10, 10), 0.16, 30.0), ((40, 40), 0.16, 10.0), ((20, 50), 0.35, 10.0)):
             heat[0, 0, y, x] = score
             log_scale[0, :, y, x] = np.log(side / 4)
         return [heat, log_scale, offset]
 
 
 def test_large_weak_faces_are_kept_small_weak_ones_are_not():
-    """A pass with `big_threshold` keeps a 60 px face scoring 0.15 and drops a 20 px one of the same
+    """A pass with `big_threshold` keeps a 60 px face scoring 0.16 and drops a 20 px one of the same
     score; the tuned plan gives it to its untiled passes at or below full size, never with an
     explicit threshold (the verifier's, video's or --threshold)."""
     from blur.detect.multiscale import Pass, plan_passes
@@ -100,8 +100,26 @@ def test_large_weak_faces_are_kept_small_weak_ones_are_not():
     with_rule = det._run_pass(frame, Pass(0.5, 0.3, big_threshold=0.1))
     without = det._run_pass(frame, Pass(0.5, 0.3))
     sides = sorted(round(float(b[2] - b[0])) for b in with_rule.xyxy)
-    assert sides == [20, 60] and sorted(with_rule.score.tolist()) == pytest.approx([0.15, 0.35])
+    assert sides == [20, 60] and sorted(with_rule.score.tolist()) == pytest.approx([0.16, 0.35])
     assert len(without) == 1 and without.score[0] == pytest.approx(0.35)
-    assert all(p.big_threshold is not None for p in plan_passes(1024, 768) if p.scale <= 1 and not p.tiles)
-    assert all(p.big_threshold is None for p in plan_passes(1024, 768) if p.scale > 1 or p.tiles)
+    plan = [p for p in plan_passes(1024, 768) if not p.min_side]
+    assert all(p.big_threshold is not None for p in plan if p.scale <= 1 and not p.tiles)
+    assert all(p.big_threshold is None for p in plan if p.scale > 1 or p.tiles)
     assert all(p.big_threshold is None for p in plan_passes(1024, 768, multiscale=False, threshold=0.5))
+
+
+def test_native_pass_keeps_only_larger_faces():
+    """Beside an untiled 2× detail pass, the tuned plan runs a native pass that keeps boxes of 28 px and
+    more from 0.15 up (a 30 px face scoring 0.16), and nothing smaller (10 px faces, even at 0.35);
+    camera-size plans and explicit thresholds have no such pass."""
+    from blur.detect.multiscale import NATIVE_MIN_PX, NATIVE_THRESHOLD, plan_passes
+
+    det = CenterFaceDetector(DetectorConfig())
+    det._runner = _FixedOutputs()  # type: ignore[assignment]
+    native = [p for p in plan_passes(1024, 768) if p.min_side]
+    assert [(p.scale, p.threshold, p.min_side) for p in native] == [(1.0, NATIVE_THRESHOLD, NATIVE_MIN_PX)]
+    found = det._run_pass(np.zeros((400, 400, 3), np.uint8), native[0])
+    assert [round(float(b[2] - b[0])) for b in found.xyxy] == [30]
+    assert found.score.tolist() == pytest.approx([0.16])
+    assert not [p for p in plan_passes(4000, 3000) if p.min_side]
+    assert not [p for p in plan_passes(1024, 768, threshold=0.3) if p.min_side]

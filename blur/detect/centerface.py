@@ -240,12 +240,8 @@ class CenterFaceDetector:
 
     def _run_pass(self, frame: Frame, p: Pass) -> Detections:
         image = _resize(frame, p.scale)
-        if not p.tiles and p.big_threshold is not None:
-            dets = self.infer([image], min(p.threshold, p.big_threshold))[0].scaled(1 / p.scale)
-            side = np.maximum(dets.xyxy[:, 2] - dets.xyxy[:, 0], dets.xyxy[:, 3] - dets.xyxy[:, 1])
-            return dets[(dets.score >= p.threshold) | (side >= BIG_FACE_PX)]
         if not p.tiles:
-            return self.infer([image], p.threshold)[0].scaled(1 / p.scale)
+            return self._run_whole(image, p)
         crops = [image[y0:y1, x0:x1] for (x0, y0, x1, y1) in p.tiles]
         found: list[Detections] = []
         for start in range(0, len(crops), p.batch):
@@ -257,6 +253,16 @@ class CenterFaceDetector:
             for (x0, y0, _x1, _y1), dets in zip(tiles, results, strict=True):
                 found.append(dets.shifted(x0, y0))
         return Detections.concat(found).scaled(1 / p.scale)
+
+    def _run_whole(self, image: Frame, p: Pass) -> Detections:
+        """An untiled pass over `image` (the frame scaled by `p.scale`) with its size rules; boxes in frame pixels."""
+        floor = p.threshold if p.big_threshold is None else min(p.threshold, p.big_threshold)
+        dets = self.infer([image], floor)[0].scaled(1 / p.scale)
+        side = np.maximum(dets.xyxy[:, 2] - dets.xyxy[:, 0], dets.xyxy[:, 3] - dets.xyxy[:, 1])
+        keep = dets.score >= p.threshold
+        if p.big_threshold is not None:
+            keep |= side >= BIG_FACE_PX
+        return dets[keep & (side >= p.min_side)]
 
 
 def _resize(frame: Frame, scale: float) -> Frame:
