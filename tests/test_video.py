@@ -638,6 +638,33 @@ def test_fill_is_painted_into_luma_and_chroma() -> None:
     assert (planes_to_rgb(out, 1)[mask] <= 2).all(), "black in RGB too"
 
 
+def test_face_windows_paint_what_a_full_frame_mask_paints() -> None:
+    """The video path paints each face in its own even-aligned window, in place; the pixels are those
+    of one full-frame mask, faces at the frame's edges and overlapping faces included."""
+    from blur.anonymize.mask import build_mask, mask_pieces
+    from blur.config import MaskConfig, MaskShape
+    from blur.media.video import Planes
+    from blur.types import Detections
+    from blur.videoproc import fill_planes, mask_planes
+
+    rng = np.random.default_rng(3)
+    h, w = 240, 320
+    for shape in MaskShape:
+        for _ in range(20):
+            n = int(rng.integers(1, 12))
+            xy = rng.uniform(-30, [w, h], (n, 2))
+            dets = Detections.from_arrays(
+                np.hstack([xy, xy + rng.uniform(1, 90, (n, 2))]).astype(np.float32), np.ones(n, np.float32)
+            ).clipped(w, h)
+            packed = rng.integers(16, 236, (h * 3 // 2, w), dtype=np.uint8)
+            cfg = MaskConfig(shape=shape)
+            want = mask_planes(Planes.unpack(packed.copy(), w, h), build_mask(dets, h, w, cfg), cfg, colorspace=1)
+            planes = Planes.unpack(packed, w, h)
+            got = fill_planes(planes, mask_pieces(dets, h, w, cfg, align=2), (16, 128, 128))
+            assert got is planes and np.shares_memory(got.packed(), packed)
+            assert np.array_equal(got.packed(), want.packed())
+
+
 def test_lookahead_window_stays_bounded(tmp_path: Path, engine: Engine) -> None:
     """A long clip is never held whole: at most the tracker's horizon plus one detector batch is buffered."""
     from blur.videoproc import VideoOptions, anonymize_video, threshold_of, tracker_config

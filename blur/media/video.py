@@ -114,6 +114,8 @@ class Planes:
     y: npt.NDArray[np.uint8]
     u: npt.NDArray[np.uint8]
     v: npt.NDArray[np.uint8]
+    base: npt.NDArray[np.uint8] | None = field(default=None, compare=False, repr=False)
+    """The packed array that y, u and v are views of (set by `unpack`), so `packed` need not copy."""
 
     @property
     def width(self) -> int:
@@ -127,6 +129,8 @@ class Planes:
 
     def packed(self) -> npt.NDArray[np.uint8]:
         """The planes one after the other, shaped (height * 3/2, width) as PyAV's yuv420p arrays are."""
+        if self.base is not None:
+            return self.base
         flat = np.concatenate([self.y.ravel(), self.u.ravel(), self.v.ravel()])
         return flat.reshape(self.height * 3 // 2, self.width)
 
@@ -138,7 +142,8 @@ class Planes:
         y = flat[:luma].reshape(height, width)
         u = flat[luma : luma + chroma].reshape(height // 2, width // 2)
         v = flat[luma + chroma : luma + 2 * chroma].reshape(height // 2, width // 2)
-        return cls(y, u, v)
+        whole = packed.shape == (height * 3 // 2, width) and packed.flags.c_contiguous
+        return cls(y, u, v, packed if whole else None)
 
     def turned(self, turns: int) -> Planes:
         """The picture rotated by `turns` counter-clockwise quarter turns."""
@@ -326,6 +331,10 @@ def to_rgb(frame: VideoFrame, size: tuple[int, int] | None = None) -> Frame:
     return np.asarray(rgb, np.uint8)
 
 
+LIMITED_RANGES = (0, 1)
+"""FFmpeg's colour ranges read as limited: unspecified and MPEG."""
+
+
 def to_planes(frame: VideoFrame, turns: int, colorspace: int) -> Planes:
     """Decoded frame -> upright, even-sized 8-bit limited-range 4:2:0 planes (10-bit and full range included).
 
@@ -333,8 +342,10 @@ def to_planes(frame: VideoFrame, turns: int, colorspace: int) -> Planes:
     """
     if frame.width % 2 or frame.height % 2:
         return rgb_to_planes(upright(to_rgb(frame), turns), colorspace)
-    yuv = frame.reformat(format="yuv420p", src_color_range=frame.color_range or None, dst_color_range=1)
-    return Planes.unpack(np.asarray(yuv.to_ndarray(), np.uint8), frame.width, frame.height).turned(turns)
+    if frame.format.name != "yuv420p" or frame.color_range not in LIMITED_RANGES:
+        frame = frame.reformat(format="yuv420p", src_color_range=frame.color_range or None, dst_color_range=1)
+    # Already 8-bit limited-range 4:2:0 (nearly every camera file): the decoder's planes as they are.
+    return Planes.unpack(np.asarray(frame.to_ndarray(), np.uint8), frame.width, frame.height).turned(turns)
 
 
 def rgb_to_planes(rgb: Frame, colorspace: int) -> Planes:
