@@ -90,9 +90,6 @@ def region_pieces(boxes: npt.NDArray[np.float32], height: int, width: int, align
 def add_regions(mask: Mask, boxes: npt.NDArray[np.float32]) -> Mask:
     """Return `mask` with extra rectangular regions (manual corrections) set."""
     out = mask.copy()
-    h, w = out.shape
-    for x1, y1, x2, y2 in boxes:
-        xa, ya = max(0, int(np.floor(x1))), max(0, int(np.floor(y1)))
-        xb, yb = min(w, int(np.ceil(x2))), min(h, int(np.ceil(y2)))
-        out[ya:yb, xa:xb] = True
+    for x0, y0, x1, y1, piece in region_pieces(boxes, *out.shape):
+        out[y0:y1, x0:x1] |= piece
     return out
