@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from blur.anonymize.filters import anonymize
-from blur.anonymize.mask import Piece, mask_pieces, region_pieces
+from blur.anonymize.mask import Piece, add_regions, build_mask, mask_pieces, region_pieces
 from blur.config import MaskConfig, MaskMode
 from blur.corrections import Corrections, load_corrections, split_kept
 from blur.detect import Detector, load_detector
@@ -583,19 +583,19 @@ class _Run:
             return planes
         cfg = self.engine.settings.mask
         w, h = self.info.width, self.info.height
-        # Each face is rasterised in its own window, not over the whole frame: a 1080p frame with 20
-        # faces costs the faces' area (the full-frame mask took most of the main thread's time).
-        pieces = mask_pieces(boxes.clipped(w, h), h, w, cfg, align=2)
+        boxes = boxes.clipped(w, h)
         if add is not None and len(add):
-            pieces += region_pieces(add, h, w, align=2)
             added = Detections.from_arrays(add, np.ones(len(add), np.float32))
             self.samples.offer("added", index, seconds, _entries(added, added=True))
-        if cfg.mode is MaskMode.fill:
-            return fill_planes(planes, pieces, yuv_of(tuple(cfg.colour), self.info.colour[0]))
-        mask = np.zeros((h, w), bool)
-        for x0, y0, x1, y1, piece in pieces:
-            mask[y0:y1, x0:x1] |= piece
-        return mask_planes(planes, mask, cfg, self.info.colour[0])
+        if cfg.mode is not MaskMode.fill:
+            mask = build_mask(boxes, h, w, cfg)
+            return mask_planes(planes, mask if add is None else add_regions(mask, add), cfg, self.info.colour[0])
+        # Each face is rasterised in its own window, not over the whole frame: a 1080p frame with 20
+        # faces costs the faces' area (the full-frame mask took most of the main thread's time).
+        pieces = mask_pieces(boxes, h, w, cfg, align=2)
+        if add is not None:
+            pieces += region_pieces(add, h, w, align=2)
+        return fill_planes(planes, pieces, yuv_of(tuple(cfg.colour), self.info.colour[0]))
 
 
 def _entries(dets: Detections, **flags: bool) -> list[dict[str, Any]]:

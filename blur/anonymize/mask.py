@@ -65,8 +65,12 @@ def mask_pieces(dets: Detections, height: int, width: int, cfg: MaskConfig, alig
 
 def build_mask(dets: Detections, height: int, width: int, cfg: MaskConfig) -> Mask:
     """Rasterise the head regions of `dets` into an H×W boolean mask."""
-    mask = np.zeros((height, width), bool)
-    for x0, y0, x1, y1, piece in mask_pieces(dets, height, width, cfg):
+    return paste(np.zeros((height, width), bool), mask_pieces(dets, height, width, cfg))
+
+
+def paste(mask: Mask, pieces: list[Piece]) -> Mask:
+    """Set every piece's pixels in `mask` (in place) and return it."""
+    for x0, y0, x1, y1, piece in pieces:
         mask[y0:y1, x0:x1] |= piece
     return mask
 
@@ -89,7 +93,4 @@ def region_pieces(boxes: npt.NDArray[np.float32], height: int, width: int, align
 
 def add_regions(mask: Mask, boxes: npt.NDArray[np.float32]) -> Mask:
     """Return `mask` with extra rectangular regions (manual corrections) set."""
-    out = mask.copy()
-    for x0, y0, x1, y1, piece in region_pieces(boxes, *out.shape):
-        out[y0:y1, x0:x1] |= piece
-    return out
+    return paste(mask.copy(), region_pieces(boxes, *mask.shape))
