@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -240,25 +243,92 @@ def test_frame_samples_bounded_and_span_the_track() -> None:
     assert picks[-1]["time"] == 1.68 and picks[-1]["kept"] is True
 
 
+def _run_schedule(schedule: Any, seen: Callable[[int], Detections], frames: int = 40) -> list[Any]:
+    """Drive a fine schedule over `frames` frames on which the coarse pass finds nothing and the fine
+    pass finds `seen(index)` (what lies inside a focused pass's windows); list the passes run."""
+    runs: list[Any] = []
+    for index in range(0, frames, schedule.plan.dense):
+        full, windows = schedule.full(index), schedule.focus_windows(index)
+        if not full and not windows:
+            continue
+        found = seen(index)
+        if not full:
+            boxes = found.xyxy.tolist()
+            inside = [
+                any(x0 <= a and y0 <= b and c <= x1 and d <= y1 for x0, y0, x1, y1 in windows) for a, b, c, d in boxes
+            ]
+            found = found[np.asarray(inside, bool)]
+        runs.append(index if full else (index, windows))
+        schedule.ran(index, Detections.empty(), found, full=full)
+    return runs
+
+
 def test_fine_pass_plan_and_schedule() -> None:
-    """720p: fine copies every 2nd frame, the pass every 4th; twice as often for a second after it finds a
-    face the coarse pass missed, then back."""
-    from blur.videoproc import FineSchedule, VideoOptions, coarse_missed, detection_plan
+    """720p: fine copies every 2nd frame, a full fine pass every 4th; for a second after a pass finds a
+    face the coarse pass missed, a focused pass on the frames in between, in a window around that
+    face only; a target not found again is searched for until the next full pass."""
+    from blur.videoproc import FineSchedule, VideoOptions, detection_plan, missed_by
 
     plan = detection_plan(1280, 720, VideoOptions())
     assert (plan.coarse, plan.fine, plan.every, plan.dense) == ((640, 360), (1280, 720), 4, 2)
     hd = detection_plan(1920, 1080, VideoOptions())
     assert hd.dense == 4 and hd.every % hd.dense == 0 and 9 <= hd.every <= 15
     assert detection_plan(640, 360, VideoOptions()).fine is None
-    schedule = FineSchedule(plan, hold=10)
-    runs = []
-    for index in range(0, 40, plan.dense):
-        if schedule.due(index):
-            runs.append(index)
-            schedule.ran(index, missed=index == 8)
-    assert runs == [0, 4, 8, 10, 12, 14, 16, 18, 22, 26, 30, 34, 38], runs
-    face = Detections.from_arrays(np.array([[10, 10, 30, 30]], np.float32), np.array([0.9], np.float32))
+    face = Detections.from_arrays(np.array([[600, 300, 630, 330]], np.float32), np.array([0.9], np.float32))
+    window = (487, 187, 743, 443)  # 256 px, centred on the face and its 48 px margin
+    # A small face in view on frames 8-14: focused passes on 10 and 14, none once it is gone.
+    runs = _run_schedule(FineSchedule(plan, hold=10, high=0.5), lambda i: face if 8 <= i <= 14 else Detections.empty())
+    assert runs == [0, 4, 8, (10, [window]), 12, (14, [window]), 16, 20, 24, 28, 32, 36], runs
+    # Seen on frame 8 only: searched for again on frame 10, forgotten after the full pass on 12.
+    runs = _run_schedule(FineSchedule(plan, hold=10, high=0.5), lambda i: face if i == 8 else Detections.empty())
+    assert runs == [0, 4, 8, (10, [window]), 12, 16, 20, 24, 28, 32, 36], runs
+    # Weak detections alone start no focused passes, but once a confident face has, they are followed.
+    weak_face = Detections.from_arrays(face.xyxy, np.array([0.2], np.float32))
+    runs = _run_schedule(FineSchedule(plan, hold=10, high=0.5), lambda i: weak_face)
+    assert runs == [0, 4, 8, 12, 16, 20, 24, 28, 32, 36], runs
+    runs = _run_schedule(
+        FineSchedule(plan, hold=10, high=0.5), lambda i: face if i == 8 else weak_face if i < 20 else Detections.empty()
+    )
+    assert runs == [0, 4, 8, (10, [window]), 12, (14, [window]), 16, (18, [window]), 20, 24, 28, 32, 36], runs
+    # Faces all over the frame: the windows would cover most of it, so the pass between is a full one.
+    crowd = Detections.from_arrays(
+        np.array([[x, y, x + 20, y + 20] for x in range(40, 1280, 200) for y in range(40, 720, 200)], np.float32),
+        np.full(28, 0.9, np.float32),
+    )
+    runs = _run_schedule(FineSchedule(plan, hold=10, high=0.5), lambda i: crowd, frames=12)
+    assert runs == [0, 2, 4, 6, 8, 10], runs
+    # Without focusing, every pass is a full one (the earlier behaviour).
+    runs = _run_schedule(
+        FineSchedule(plan, hold=10, high=0.5, focus=False), lambda i: face if 8 <= i <= 14 else Detections.empty()
+    )
+    assert runs == [0, 4, 8, 10, 12, 14, 16, 18, 20, 22, 24, 28, 32, 36], runs
     weak = Detections.from_arrays(np.array([[100, 10, 120, 30]], np.float32), np.array([0.2], np.float32))
-    assert coarse_missed(Detections.empty(), face, 0.5)
-    assert not coarse_missed(face, face, 0.5)
-    assert not coarse_missed(Detections.empty(), weak, 0.5)
+    assert len(missed_by(Detections.empty(), face)) == 1
+    assert len(missed_by(face, face)) == 0
+    assert len(missed_by(weak, face)) == 1
+
+
+@given(st.lists(st.tuples(st.integers(0, 1270), st.integers(0, 710), st.integers(4, 400)), min_size=1, max_size=6))
+@settings(max_examples=200, deadline=None)
+def test_focused_windows_hold_every_target(faces: list[tuple[int, int, int]]) -> None:
+    """Every target, with its margin (cut to the frame), lies whole inside one window; windows are
+    squares of 256 px steps within the frame (or the frame's height); where they would cover more than
+    half the frame, the pass is a full one instead."""
+    from blur.videoproc import FOCUS_MARGIN, FOCUS_WINDOW, FineSchedule, VideoOptions, detection_plan
+
+    plan = detection_plan(1280, 720, VideoOptions())
+    schedule = FineSchedule(plan, hold=10, high=0.5)
+    boxes = np.array([[x, y, min(1280, x + s), min(720, y + s)] for x, y, s in faces], np.float32)
+    schedule.ran(0, Detections.empty(), Detections.from_arrays(boxes, np.full(len(boxes), 0.9, np.float32)), full=True)
+    windows = schedule.focus_windows(2)
+    if not windows:
+        assert schedule.full(2)
+        return
+    assert sum((x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in windows) <= 0.5 * 1280 * 720
+    for x0, y0, x1, y1 in windows:
+        assert 0 <= x0 < x1 <= 1280 and 0 <= y0 < y1 <= 720
+        assert (x1 - x0) % FOCUS_WINDOW == 0 and ((y1 - y0) % FOCUS_WINDOW == 0 or y1 - y0 == 720)
+    for bx0, by0, bx1, by1 in boxes.tolist():
+        m = max(FOCUS_MARGIN, bx1 - bx0, by1 - by0)
+        need = (max(0, bx0 - m), max(0, by0 - m), min(1280, bx1 + m), min(720, by1 + m))
+        assert any(x0 <= need[0] and y0 <= need[1] and need[2] <= x1 and need[3] <= y1 for x0, y0, x1, y1 in windows)

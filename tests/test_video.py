@@ -720,11 +720,25 @@ def test_settings_default_keeps_audio() -> None:
 
 
 @pytest.mark.slow
-def test_parallel_detection_gives_the_same_output(tmp_path: Path, astro: Frame, engine: Engine) -> None:
-    """Detection off the main thread (a coarse thread, fine passes run ahead of need) writes exactly
-    the frames the one-thread pipeline writes, on a 720p clip where the fine pass finds a small face
-    that the coarse pass cannot."""
-    from blur.videoproc import VideoOptions, anonymize_video
+def test_parallel_detection_gives_the_same_output(
+    tmp_path: Path, astro: Frame, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Detection off the main thread (a coarse thread, full fine passes run ahead of need) writes
+    exactly the frames the one-thread pipeline writes, on a 720p clip where the fine pass finds a
+    small face that the coarse pass cannot; between full passes, focused passes search only a
+    window around it, and it stays hidden on every frame."""
+    from blur.videoproc import FineSchedule, VideoOptions, anonymize_video
+
+    focused: list[list[tuple[int, int, int, int]]] = []
+    windows_of = FineSchedule.focus_windows
+
+    def record(schedule: FineSchedule, index: int) -> list[tuple[int, int, int, int]]:
+        windows = windows_of(schedule, index)
+        if windows:
+            focused.append(windows)
+        return windows
+
+    monkeypatch.setattr(FineSchedule, "focus_windows", record)
 
     if not getattr(engine.detector, "thread_safe", False):
         pytest.skip("the detector is not thread-safe (OpenCV fallback): parallel detection is never used")
@@ -741,6 +755,12 @@ def test_parallel_detection_gives_the_same_output(tmp_path: Path, astro: Frame, 
         stats.append(anonymize_video(clip.path, dest, "mp4", engine, VideoOptions(parallel=parallel)))
         outputs.append(decode(dest).frames)
     assert stats[0].faces == stats[1].faces and stats[0].tracks == stats[1].tracks
+    # Frames 2, 6, 10 and 14 of each run got a focused pass: one 256 px window holding the small face.
+    assert len(focused) == 8, focused
+    for windows in focused:
+        assert len(windows) == 1
+        x0, y0, x1, y1 = windows[0]
+        assert (x1 - x0, y1 - y0) == (256, 256) and x0 <= x and y0 <= y
     assert len(outputs[0]) == len(outputs[1]) == 16
     for serial_frame, parallel_frame in zip(*outputs, strict=True):
         assert np.array_equal(serial_frame, parallel_frame)
