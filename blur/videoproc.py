@@ -125,7 +125,7 @@ class VideoOptions:
             a confident face the coarse pass missed in the same frame (small faces in view): overhead
             clip 15 -> 8 leaked frames at 6.6 instead of 8.8 fps; street clip still 0.
         focus: the extra passes of `adaptive_fine` search only windows around the faces that only
-            the fine passes found, not the whole frame (`FineSchedule`). 1080p street clip: about 1.3
+            the fine passes found, not the whole frame (`FineSchedule`). 1080p street clip: about 4
             windows of 256 px per extra pass instead of the whole frame, 24 % less CPU on 16 cores,
             the same leaked frames (0) and 7 % more face boxes masked; the overhead clip's faces are
             everywhere, so its extra passes stay full ones.
