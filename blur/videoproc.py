@@ -287,14 +287,19 @@ class FineSchedule:
             return True
         if not self.plan.wants_fine(index) or index > self.dense_until:
             return False
-        area = sum((x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in self._windows())
-        return not self.focus or area > FOCUS_MAX_SHARE * self._size[0] * self._size[1]
+        return not self.focus or self._too_wide(self._windows())
 
     def focus_windows(self, index: int) -> list[Window]:
         """The windows a focused pass searches on frame `index` (none: no focused pass there)."""
-        if not self.focus or not self.plan.wants_fine(index) or index > self.dense_until or self.full(index):
+        if not self.focus or not self.plan.wants_fine(index) or index > self.dense_until or self.plan.full(index):
             return []
-        return self._windows()
+        windows = self._windows()
+        return [] if self._too_wide(windows) else windows
+
+    def _too_wide(self, windows: list[Window]) -> bool:
+        """Whether `windows` cover more than `FOCUS_MAX_SHARE` of the frame (a full pass is then cheaper)."""
+        area = sum((x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in windows)
+        return area > FOCUS_MAX_SHARE * self._size[0] * self._size[1]
 
     def _windows(self) -> list[Window]:
         """Windows holding every target with its margin: square, a multiple of `FOCUS_WINDOW`
@@ -498,24 +503,23 @@ class _Run:
                 if self.stop.is_set():
                     return
                 out = item if isinstance(item, AudioChunk) else self.prepare(item)
-                if isinstance(out, _Prepared) and out.fine is not None and self._prefetch(out):
-                    out.fine_job = self._submit_fine(out.fine)
+                if isinstance(out, _Prepared):
+                    out.fine_job = self._start_full(out)
                 _put(self.decoded, out, self.stop)
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread
             _put(self.decoded, _Failure(exc), self.stop)
             return
         _put(self.decoded, _END, self.stop)
 
-    def _prefetch(self, prepared: _Prepared) -> bool:
-        """Whether to start the full fine pass on a frame as it is decoded (parallel detection): where it
-        will surely run, or where it may (no focused passes, or the last pass between was a full one).
-        Only the work's place depends on this, never the result."""
-        if self.fine_pool is None:
-            return False
-        return self.prepare.plan.full(prepared.frame.index) or not self.options.focus or self.wide
-
-    def _submit_fine(self, image: Frame) -> Future[list[Detections]] | None:
-        return None if self.fine_pool is None else self.fine_pool.submit(self.detector.detect_batch, [image])
+    def _start_full(self, prepared: _Prepared) -> Future[list[Detections]] | None:
+        """Start the full fine pass on a frame as it is decoded (parallel detection), where it will surely
+        run or where it may (no focused passes, or the last pass between was a full one). Only the
+        work's place depends on this, never the result."""
+        if self.fine_pool is None or prepared.fine is None:
+            return None
+        if not (self.prepare.plan.full(prepared.frame.index) or not self.options.focus or self.wide):
+            return None
+        return self.fine_pool.submit(self.detector.detect_batch, [prepared.fine])
 
     def detect_loop(self) -> None:
         """Detect thread (parallel detection): the coarse pass, every item passed on in its order."""
@@ -654,13 +658,12 @@ class _Run:
 
     def _track(self, prepared: _Prepared, found: Detections) -> None:
         """Drop kept regions and feed one frame's faces to the tracker."""
-        full = found
         if self.corrections.keep:
             seconds = self._seconds(prepared.frame)
-            full, kept = split_kept(full, self.corrections.at(seconds)[1])
+            found, kept = split_kept(found, self.corrections.at(seconds)[1])
             if len(kept):
                 self.samples.offer("kept", prepared.frame.index, seconds, _entries(kept, kept=True))
-        self.tracker.update(prepared.frame.index, full, cut=prepared.cut)
+        self.tracker.update(prepared.frame.index, found, cut=prepared.cut)
 
     def _seconds(self, frame: DecodedFrame) -> float:
         """The frame's time in seconds from the first frame: the clock sidecar time ranges use."""
