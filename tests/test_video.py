@@ -65,6 +65,7 @@ class Spec:
     size: tuple[int, int] = (320, 240)
     turns: int = 0
     pts: tuple[int, ...] | None = None
+    audio_start: float = 0.0
     options: tuple[tuple[str, str], ...] = (("movflags", "use_metadata_tags"),)
 
 
@@ -147,7 +148,7 @@ def encode_clip(path: Path, frames: list[Frame], faces: list[tuple[int, int, int
             out.mux(video.encode(picture))
         out.mux(video.encode())
         if audio is not None:
-            _write_tone(out, audio, float((pts[-1] + pts[1] - pts[0]) * time_base))
+            _write_tone(out, audio, float((pts[-1] + pts[1] - pts[0]) * time_base), spec.audio_start)
         if subtitle is not None:
             _write_subtitle(out, subtitle, spec.subtitle or "")
     stored_pts, stored_base = _frame_times(path)
@@ -161,12 +162,13 @@ def _frame_times(path: Path) -> tuple[list[int], Fraction]:
         return [f.pts for f in container.decode(video)], Fraction(video.time_base)
 
 
-def _write_tone(out: Any, stream: Any, seconds: float) -> None:
+def _write_tone(out: Any, stream: Any, seconds: float, start: float = 0.0) -> None:
+    """A 440 Hz tone from `start` seconds to the end of the video."""
     rate = stream.codec_context.sample_rate
-    t = np.arange(int(rate * seconds)) / rate
+    t = np.arange(int(rate * (seconds - start))) / rate
     tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None]
     frame = av.AudioFrame.from_ndarray(tone, format="flt", layout="mono")
-    frame.sample_rate, frame.pts = rate, 0
+    frame.sample_rate, frame.pts = rate, round(start * rate)
     out.mux(stream.encode(frame))
     out.mux(stream.encode())
 
@@ -411,9 +413,11 @@ def test_container_round_trip(
 
 
 def test_audio_reencoded_when_the_container_cannot_hold_it(tmp_path: Path, astro: Frame, engine: Engine) -> None:
-    """AAC inside a WebM-labelled file cannot be copied into WebM, so it is re-encoded to Opus."""
+    """AAC inside a WebM-labelled file cannot be copied into WebM, so it is re-encoded to Opus, and
+    audio that starts half a second after the picture still starts there (lip sync)."""
     source = tmp_path / "aac.mkv"
-    write_clip(source, astro, Spec(muxer="matroska", suffix=".mkv", subtitle=None, options=(), frames=15))
+    spec = Spec(muxer="matroska", suffix=".mkv", subtitle=None, options=(), frames=30, audio_start=0.5)
+    write_clip(source, astro, spec)
     data = source.read_bytes().replace(b"\x42\x82\x88matroska", b"\x42\x82\x88webm\x00\x00\x00\x00", 1)
     assert b"webm" in data[:64]
     webm = tmp_path / "aac.webm"
@@ -422,8 +426,25 @@ def test_audio_reencoded_when_the_container_cannot_hold_it(tmp_path: Path, astro
     assert result.status is Status.ok, result.reason
     out = decode(output)
     assert (out.codec, out.audio_codec) == ("vp9", "opus")
-    assert len(out.frames) == 15
+    assert len(out.frames) == 30
     assert any("re-encoded" in note for note in result.notes)
+    # Where the tone starts, input and output (each codec's priming samples aside: under 25 ms).
+    assert abs(_sound_start(webm) - 0.5) < 0.025
+    assert abs(_sound_start(output) - _sound_start(webm)) < 0.025
+
+
+def _sound_start(path: Path) -> float:
+    """Seconds from the first video frame to the first audible audio sample."""
+    with av.open(str(path)) as container:
+        first_video = next(container.decode(container.streams.video[0]))
+        start = float(first_video.pts * first_video.time_base)
+    with av.open(str(path)) as container:
+        for frame in container.decode(container.streams.audio[0]):
+            samples = np.abs(frame.to_ndarray()).max(axis=0)
+            loud = np.nonzero(samples > 0.05)[0]
+            if len(loud):
+                return float(frame.pts * frame.time_base) + loud[0] / frame.sample_rate - start
+    raise AssertionError(f"{path}: no audible audio")
 
 
 def test_no_audio_drops_the_audio(tmp_path: Path, astro: Frame, engine: Engine) -> None:

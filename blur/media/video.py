@@ -598,7 +598,8 @@ class VideoWriter:
                 packet.stream = self._audio
                 self._out.mux(packet)
             for frame in chunk.frames:
-                frame.pts = None  # the encoder counts samples itself, from the start of the video
+                # The decoded timestamps go to the encoder, which resamples and counts on from them:
+                # audio that starts after the video (or before it) stays where it was.
                 self._out.mux(self._audio.encode(frame))
         except (av.FFmpegError, OSError, ValueError) as exc:
             msg = f"{self.label}: cannot write audio: {exc}"
