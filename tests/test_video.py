@@ -447,6 +447,28 @@ def _sound_start(path: Path) -> float:
     raise AssertionError(f"{path}: no audible audio")
 
 
+def test_reencoded_audio_keeps_gaps_and_never_steps_back() -> None:
+    """Re-encoded audio frames keep their own times (a gap stays a gap); one with no timestamp, or one
+    that would overlap the audio before it (damaged files), follows straight on instead."""
+    from blur.media.video import place_audio
+
+    def frame(pts: int | None) -> av.AudioFrame:
+        f = av.AudioFrame(format="flt", layout="mono", samples=1024)
+        f.sample_rate, f.pts, f.time_base = 48000, pts, Fraction(1, 48000)
+        return f
+
+    frames = [frame(p) for p in (None, 1024, 4096, 4608, None, 24000)]
+    end = None
+    for f in frames:
+        end = place_audio(f, end)
+    assert [f.pts for f in frames] == [0, 1024, 4096, 5120, 6144, 24000]
+    assert end == Fraction(24000 + 1024, 48000)
+    # Timestamps in another time base are read in it (a 0.5 s start in 1/1000 units).
+    late = frame(500)
+    late.time_base = Fraction(1, 1000)
+    assert place_audio(late, Fraction(1, 10)) == Fraction(1, 2) + Fraction(1024, 48000) and late.pts == 500
+
+
 def test_no_audio_drops_the_audio(tmp_path: Path, astro: Frame, engine: Engine) -> None:
     """With keep_audio off the output holds the video stream only."""
     clip = write_clip(tmp_path / "clip.mp4", astro, Spec(frames=10))

@@ -503,6 +503,21 @@ def choose_audio(fmt: str, source: AudioStream | None, keep: bool, path: Path) -
     return "copy" if context.name in supported else "encode"
 
 
+def place_audio(frame: AudioFrame, end: Fraction | None) -> Fraction:
+    """Keep a decoded audio frame at its own time, or move it to `end` (seconds: where the audio before
+    it ends) when it has no timestamp or would overlap that audio; return where it ends now.
+
+    Gaps stay gaps. A damaged file's timestamps that step back would otherwise make the muxer
+    refuse the whole video.
+    """
+    base = frame.time_base or Fraction(1, frame.sample_rate)
+    start = None if frame.pts is None else frame.pts * base
+    if start is None or (end is not None and start < end):
+        start = end or Fraction(0)
+        frame.pts, frame.time_base = round(start / base), base
+    return start + Fraction(frame.samples, frame.sample_rate)
+
+
 @dataclass(frozen=True, slots=True)
 class OutputPlan:
     """Everything the writer needs besides the destination."""
@@ -528,6 +543,8 @@ class VideoWriter:
         self.frames_written = 0
         self._closed = False
         self._audio: AudioStream | None = None
+        self._audio_end: Fraction | None = None
+        """Where the audio written so far ends, in seconds (re-encoded audio)."""
         try:
             self._out: OutputContainer = av.open(str(dest), "w", format=MUXERS[plan.fmt], options=dict(OUTPUT_OPTIONS))
             self._video = self._add_video(plan.info, plan.spec)
@@ -600,6 +617,7 @@ class VideoWriter:
             for frame in chunk.frames:
                 # The decoded timestamps go to the encoder, which resamples and counts on from them:
                 # audio that starts after the video (or before it) stays where it was.
+                self._audio_end = place_audio(frame, self._audio_end)
                 self._out.mux(self._audio.encode(frame))
         except (av.FFmpegError, OSError, ValueError) as exc:
             msg = f"{self.label}: cannot write audio: {exc}"
