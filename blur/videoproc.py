@@ -101,6 +101,8 @@ between two fine passes."""
 FOCUS_MAX_SHARE = 0.5
 """Where the windows around the targets add up to more than this share of the frame, a full pass
 runs instead."""
+FOUND_AGAIN_IOU = 0.1
+"""A focused pass found a target again where one of its faces overlaps the target's box by more than this."""
 
 Window = tuple[int, int, int, int]
 """x0, y0, x1, y1 in fine-copy pixels."""
@@ -325,22 +327,20 @@ class FineSchedule:
             self.dense_until = index + self.hold
         targets = [missed.xyxy]
         if not full:
-            targets.append(self.targets[~_overlapping(self.targets, fine.xyxy)])
+            targets.append(self.targets[_best_iou(self.targets, fine.xyxy) <= FOUND_AGAIN_IOU])
         self.targets = np.concatenate(targets)
 
 
-def _overlapping(boxes: npt.NDArray[np.float32], others: npt.NDArray[np.float32]) -> npt.NDArray[np.bool_]:
-    """Which of `boxes` overlap any of `others` (IoU above 0.1)."""
+def _best_iou(boxes: npt.NDArray[np.float32], others: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """Each of `boxes`' largest IoU with any of `others` (0 where there are none)."""
     if len(boxes) == 0 or len(others) == 0:
-        return np.zeros(len(boxes), bool)
-    return np.asarray(iou_matrix(boxes, others).max(axis=1) > 0.1, bool)
+        return np.zeros(len(boxes), np.float32)
+    return np.asarray(iou_matrix(boxes, others).max(axis=1), np.float32)
 
 
 def missed_by(coarse: Detections, fine: Detections) -> Detections:
     """The fine pass's faces that no coarse detection overlaps."""
-    if len(fine) == 0 or len(coarse) == 0:
-        return fine
-    return fine[iou_matrix(fine.xyxy, coarse.xyxy).max(axis=1) < MERGE_IOU]
+    return fine[_best_iou(fine.xyxy, coarse.xyxy) < MERGE_IOU]
 
 
 @dataclass(slots=True)
