@@ -260,6 +260,12 @@ class Tracker:
         for i in unmatched:
             self._start(index, high.xyxy[i], float(high.score[i]))
 
+    def expected(self, index: int) -> npt.NDArray[np.float32]:
+        """Where each live track is expected at frame `index`, the next one to `update` (N, 4)."""
+        if not self._live:
+            return np.zeros((0, 4), np.float32)
+        return np.stack([t.predict(index) for t in self._live]).astype(np.float32)
+
     def finish(self) -> None:
         """Mark the end of the video: every frame becomes final."""
         self._finished = True

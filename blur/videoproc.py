@@ -40,6 +40,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import cv2
 import numpy as np
 import numpy.typing as npt
 
@@ -103,6 +104,14 @@ FOCUS_MAX_SHARE = 0.5
 runs instead."""
 FOUND_AGAIN_IOU = 0.1
 """A focused pass found a target again where one of its faces overlaps the target's box by more than this."""
+
+CONFIRM_SIDE = 16
+"""Weak fine-pass faces (between the tracker's low and high scores) up to this size, in fine-copy
+pixels, are searched again at `CONFIRM_SCALE` times the size: CenterFace scores faces of 7-13 px low
+at their own size (0.15-0.28 on the overhead clip's faces that leaked) and 0.42-0.62 at twice it."""
+CONFIRM_WINDOW = 64
+"""Side of the window around each weak small face that is searched again, in fine-copy pixels."""
+CONFIRM_SCALE = 2
 
 Window = tuple[int, int, int, int]
 """x0, y0, x1, y1 in fine-copy pixels."""
@@ -336,6 +345,32 @@ def _best_iou(boxes: npt.NDArray[np.float32], others: npt.NDArray[np.float32]) -
     if len(boxes) == 0 or len(others) == 0:
         return np.zeros(len(boxes), np.float32)
     return np.asarray(iou_matrix(boxes, others).max(axis=1), np.float32)
+
+
+def confirm_windows(weak: Detections, width: int, height: int) -> list[Window]:
+    """Windows of `CONFIRM_WINDOW` px (or the whole image where it is smaller), one around each weak
+    face that the windows before it do not already hold with a quarter window of margin (none
+    needed at the image's edges)."""
+    w, h = min(CONFIRM_WINDOW, width), min(CONFIRM_WINDOW, height)
+    m = CONFIRM_WINDOW // 4
+
+    def holds(window: Window, x0: float, y0: float, x1: float, y1: float) -> bool:
+        wx0, wy0, wx1, wy1 = window
+        return (
+            (wx0 == 0 or wx0 + m <= x0)
+            and (wy0 == 0 or wy0 + m <= y0)
+            and (wx1 == width or x1 <= wx1 - m)
+            and (wy1 == height or y1 <= wy1 - m)
+        )
+
+    windows: list[Window] = []
+    for x0, y0, x1, y1 in weak.xyxy.tolist():
+        if any(holds(window, x0, y0, x1, y1) for window in windows):
+            continue
+        left = min(max(0, round((x0 + x1 - w) / 2)), width - w)
+        top = min(max(0, round((y0 + y1 - h) / 2)), height - h)
+        windows.append((left, top, left + w, top + h))
+    return windows
 
 
 def missed_by(coarse: Detections, fine: Detections) -> Detections:
@@ -591,6 +626,7 @@ class _Run:
             dets = (job.result() if job is not None else self.detector.detect_batch([image]))[0]
         else:
             dets = self._in_windows(image, windows)
+        dets = self._confirm_small(image, dets, index)
         to_fine = image.shape[1] / self.info.width, image.shape[0] / self.info.height
         self.schedule.ran(index, coarse.scaled(*to_fine), dets, full=full)
         return nms(Detections.concat([coarse, self._to_frame(dets, image)]), MERGE_IOU)
@@ -655,6 +691,37 @@ class _Run:
             found = self.detector.detect_batch([image[y0:y1, x0:x1] for x0, y0, x1, y1 in group])
             parts += [d.shifted(x0, y0) for d, (x0, y0, _, _) in zip(found, group, strict=True)]
         return Detections.concat(parts)
+
+    def _confirm_small(self, image: Frame, dets: Detections, index: int) -> Detections:
+        """`dets` with their weak small faces searched again, upscaled, in windows around them: a face
+        scoring at least the tracker's `high` there replaces the weak one (and can start a track)."""
+        cfg = self.tracker.cfg
+        side = np.maximum(dets.xyxy[:, 2] - dets.xyxy[:, 0], dets.xyxy[:, 3] - dets.xyxy[:, 1])
+        weak = dets[(dets.score >= cfg.low) & (dets.score < cfg.high) & (side <= CONFIRM_SIDE)]
+        # A weak face where a track is expected continues that track anyway.
+        to_fine = image.shape[1] / self.info.width, image.shape[0] / self.info.height
+        expected = self.tracker.expected(index) * np.array([*to_fine, *to_fine], np.float32)
+        weak = weak[_best_iou(weak.xyxy, expected) < MERGE_IOU]
+        windows = confirm_windows(weak, image.shape[1], image.shape[0])
+        if not windows:
+            return dets
+        crops = [
+            np.asarray(
+                cv2.resize(
+                    image[y0:y1, x0:x1], None, fx=CONFIRM_SCALE, fy=CONFIRM_SCALE, interpolation=cv2.INTER_CUBIC
+                ),
+                np.uint8,
+            )
+            for x0, y0, x1, y1 in windows
+        ]
+        found = self.detector.detect_batch(crops)
+        again = Detections.concat(
+            [d.scaled(1 / CONFIRM_SCALE).shifted(x0, y0) for d, (x0, y0, _, _) in zip(found, windows, strict=True)]
+        )
+        again = again[again.score >= cfg.high]
+        # Only where a weak face was: a face cut by a window's edge is not a new one.
+        confirmed = again[_best_iou(again.xyxy, weak.xyxy) >= MERGE_IOU]
+        return dets if not len(confirmed) else nms(Detections.concat([dets, confirmed]), MERGE_IOU)
 
     def _track(self, prepared: _Prepared, found: Detections) -> None:
         """Drop kept regions and feed one frame's faces to the tracker."""

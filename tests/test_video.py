@@ -22,7 +22,7 @@ from blur.discover import Job, Plan
 from blur.media.kinds import Kind
 from blur.pipeline import Engine
 from blur.report import FileResult, Status
-from blur.types import Frame
+from blur.types import Frame, iou_matrix
 from blur.videoproc import process_video
 from tests.conftest import ssim_gray
 
@@ -643,6 +643,78 @@ def test_no_leak_where_the_detector_misses_the_face(tmp_path: Path, astro: Frame
     ]
     assert leaked == []
     assert result.tracks is not None and result.tracks >= 2, "the scene cut starts a new track"
+
+
+TINY_FACE = 14
+"""Width in pixels of the face in `tiny_face_scene`: after H.264, CenterFace scores it 0.03-0.22 at
+its own size (never the 0.3 that starts a track, often the 0.1 that continues one)."""
+
+
+def tiny_face_scene(astro: Frame, n: int = 24) -> tuple[list[Frame], list[tuple[int, int, int, int]]]:
+    """A 720p clip with the astronaut's face 13 px wide walking slowly across: a face far away in a crowd shot."""
+    y1, y2, x1, x2 = HEAD
+    scale = TINY_FACE / (FACE_IN_HEAD[2] - FACE_IN_HEAD[0])
+    crop = astro[y1:y2, x1:x2]
+    size = (round(crop.shape[1] * scale), round(crop.shape[0] * scale))
+    sprite = np.asarray(cv2.resize(crop, size, interpolation=cv2.INTER_AREA), np.uint8)
+    fx1, fy1, fx2, fy2 = (round(v * scale) for v in FACE_IN_HEAD)
+    base = background(1280, 720)
+    frames, faces = [], []
+    for i in range(n):
+        x, y = 600 + 2 * i, 300
+        frame = base.copy()
+        frame[y : y + sprite.shape[0], x : x + sprite.shape[1]] = sprite
+        frames.append(frame)
+        faces.append((x + fx1, y + fy1, x + fx2, y + fy2))
+    return frames, faces
+
+
+def test_tiny_face_searched_again_at_twice_the_size(
+    tmp_path: Path, astro: Frame, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 14 px face scores too low at its own size to start a track; the fine pass's weak small faces
+    are searched again, upscaled 2x, so it is hidden in every frame. Without that second look it is not."""
+    from blur import videoproc
+    from blur.videoproc import LOW_FRACTION, threshold_of, video_detector
+
+    frames, faces = tiny_face_scene(astro)
+    clip = encode_clip(tmp_path / "tiny.mp4", frames, faces, Spec(frames=len(frames), size=(1280, 720), subtitle=None))
+    high = threshold_of(engine.detector)
+    detector = video_detector(engine, high * LOW_FRACTION)
+    scores = []
+    for frame, box in zip(decode(clip.path).frames, faces, strict=True):
+        dets = detector.detect(frame)
+        near = dets[iou_matrix(dets.xyxy, np.array([box], np.float32))[:, 0] > 0.2]
+        scores.append(float(near.score.max()) if len(near) else 0.0)
+    assert max(scores) < high, f"the face must be too small to start a track at its own size: {scores}"
+    weak = sum(s >= high * LOW_FRACTION for s in scores)
+    assert weak >= 3, f"the fine pass must see it as a weak face on some frames: {scores}"
+
+    def leaked(out_dir: Path) -> list[int]:
+        result, output = run(clip, engine, out_dir, "mp4")
+        assert result.status is Status.ok, result.reason
+        out = decode(output).frames
+        return [i for i, (f, c, b) in enumerate(zip(out, frames, faces, strict=True)) if not hidden(f, c, b)]
+
+    assert leaked(tmp_path / "out") == []
+    monkeypatch.setattr(videoproc, "CONFIRM_SIDE", 0)
+    assert len(leaked(tmp_path / "off")) == len(frames), "without the second look the face stays visible"
+
+
+def test_confirm_windows_hold_each_weak_face() -> None:
+    """One window per weak face, shared where a face sits well inside an earlier window, moved inside the frame."""
+    from blur.types import Detections
+    from blur.videoproc import CONFIRM_WINDOW, confirm_windows
+
+    weak = Detections.from_arrays(
+        np.array([[100, 100, 110, 112], [104, 102, 114, 114], [0, 0, 8, 10], [1275, 715, 1280, 720]], np.float32),
+        np.full(4, 0.2, np.float32),
+    )
+    windows = confirm_windows(weak, 1280, 720)
+    assert windows == [(73, 74, 137, 138), (0, 0, 64, 64), (1216, 656, 1280, 720)]
+    assert all(x1 - x0 == CONFIRM_WINDOW and y1 - y0 == CONFIRM_WINDOW for x0, y0, x1, y1 in windows)
+    assert confirm_windows(weak, 40, 30) == [(0, 0, 40, 30)]
+    assert confirm_windows(Detections.empty(), 1280, 720) == []
 
 
 @pytest.mark.parametrize("mode", ["pixelate", "blur"])
