@@ -12,7 +12,8 @@ never the whole video.
 
 Small faces are found by a fine pass (`FineSchedule`): over the whole frame on a fixed grid of
 frames, and, while it keeps finding faces the coarse pass misses, in windows around those faces on
-the frames in between.
+the frames in between. The weak small faces a fine pass finds are searched again, upscaled, in small
+windows around them (`CONFIRM_SIDE`): far-away faces score too low at their own size to start a track.
 
 On a machine with many cores (`parallel_detection`), detection leaves the main thread: a detect
 thread runs the coarse pass ahead, and a small pool runs the full fine passes as frames are decoded
