@@ -113,6 +113,7 @@ at their own size (0.15-0.28 on the overhead clip's faces that leaked) and 0.42-
 CONFIRM_WINDOW = 64
 """Side of the window around each weak small face that is searched again, in fine-copy pixels."""
 CONFIRM_SCALE = 2
+"""How much the windows around weak small faces are enlarged before they are searched again."""
 
 Window = tuple[int, int, int, int]
 """x0, y0, x1, y1 in fine-copy pixels."""

@@ -227,6 +227,18 @@ class TestCuts:
         assert not detector(np.roll(frame, 40, axis=1))
 
 
+def test_expected_boxes_follow_live_tracks() -> None:
+    """Where each live track is expected next: its motion carried on; nothing once it has ended."""
+    tracker = Tracker(CFG)
+    assert tracker.expected(0).shape == (0, 4)
+    for i, dets in enumerate(moving(6)):
+        tracker.update(i, dets)
+    np.testing.assert_allclose(tracker.expected(6), [[10 + 4.0 * 6, 50, 50 + 4.0 * 6, 90]], atol=1e-3)
+    for i in range(6, 6 + CFG.max_gap + 2):
+        tracker.update(i, Detections.empty())
+    assert tracker.expected(6 + CFG.max_gap + 2).shape == (0, 4)
+
+
 def test_frame_samples_bounded_and_span_the_track() -> None:
     """However long a track, the review keeps a bounded sample and shows its first, a middle and its last frame."""
     from blur.temporal import FrameSamples
