@@ -325,10 +325,7 @@ class FineSchedule:
             if any(wx0 <= ex0 and wy0 <= ey0 and ex1 <= wx1 and ey1 <= wy1 for wx0, wy0, wx1, wy1 in windows):
                 continue
             side = FOCUS_WINDOW * math.ceil(max(ex1 - ex0, ey1 - ey0) / FOCUS_WINDOW)
-            w, h = min(side, width), min(side, height)
-            left = min(max(0, round((ex0 + ex1 - w) / 2)), width - w)
-            top = min(max(0, round((ey0 + ey1 - h) / 2)), height - h)
-            windows.append((left, top, left + w, top + h))
+            windows.append(_centred((ex0, ey0, ex1, ey1), min(side, width), min(side, height), width, height))
         return windows
 
     def ran(self, index: int, coarse: Detections, fine: Detections, *, full: bool) -> None:
@@ -340,6 +337,14 @@ class FineSchedule:
         if not full:
             targets.append(self.targets[_best_iou(self.targets, fine.xyxy) <= FOUND_AGAIN_IOU])
         self.targets = np.concatenate(targets)
+
+
+def _centred(box: tuple[float, float, float, float], w: int, h: int, width: int, height: int) -> Window:
+    """A w×h window centred on `box`, moved inside a width×height image."""
+    x0, y0, x1, y1 = box
+    left = min(max(0, round((x0 + x1 - w) / 2)), width - w)
+    top = min(max(0, round((y0 + y1 - h) / 2)), height - h)
+    return left, top, left + w, top + h
 
 
 def _best_iou(boxes: npt.NDArray[np.float32], others: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
@@ -367,11 +372,8 @@ def confirm_windows(weak: Detections, width: int, height: int) -> list[Window]:
 
     windows: list[Window] = []
     for x0, y0, x1, y1 in weak.xyxy.tolist():
-        if any(holds(window, x0, y0, x1, y1) for window in windows):
-            continue
-        left = min(max(0, round((x0 + x1 - w) / 2)), width - w)
-        top = min(max(0, round((y0 + y1 - h) / 2)), height - h)
-        windows.append((left, top, left + w, top + h))
+        if not any(holds(window, x0, y0, x1, y1) for window in windows):
+            windows.append(_centred((x0, y0, x1, y1), w, h, width, height))
     return windows
 
 
@@ -628,8 +630,8 @@ class _Run:
             dets = (job.result() if job is not None else self.detector.detect_batch([image]))[0]
         else:
             dets = self._in_windows(image, windows)
-        dets = self._confirm_small(image, dets, index)
         to_fine = image.shape[1] / self.info.width, image.shape[0] / self.info.height
+        dets = self._confirm_small(image, dets, index, to_fine)
         self.schedule.ran(index, coarse.scaled(*to_fine), dets, full=full)
         return nms(Detections.concat([coarse, self._to_frame(dets, image)]), MERGE_IOU)
 
@@ -694,14 +696,16 @@ class _Run:
             parts += [d.shifted(x0, y0) for d, (x0, y0, _, _) in zip(found, group, strict=True)]
         return Detections.concat(parts)
 
-    def _confirm_small(self, image: Frame, dets: Detections, index: int) -> Detections:
-        """`dets` with their weak small faces searched again, upscaled, in windows around them: a face
-        scoring at least the tracker's `high` there replaces the weak one (and can start a track)."""
+    def _confirm_small(self, image: Frame, dets: Detections, index: int, to_fine: tuple[float, float]) -> Detections:
+        """`dets` (in the fine copy `image`, whose scale to the frame is `to_fine`) with their weak small
+        faces searched again, upscaled, in windows around them: a face scoring at least the tracker's
+        `high` there replaces the weak one (and can start a track)."""
         cfg = self.tracker.cfg
         side = np.maximum(dets.xyxy[:, 2] - dets.xyxy[:, 0], dets.xyxy[:, 3] - dets.xyxy[:, 1])
         weak = dets[(dets.score >= cfg.low) & (dets.score < cfg.high) & (side <= CONFIRM_SIDE)]
+        if not len(weak):
+            return dets
         # A weak face where a track is expected continues that track anyway.
-        to_fine = image.shape[1] / self.info.width, image.shape[0] / self.info.height
         expected = self.tracker.expected(index) * np.array([*to_fine, *to_fine], np.float32)
         weak = weak[_best_iou(weak.xyxy, expected) < MERGE_IOU]
         windows = confirm_windows(weak, image.shape[1], image.shape[0])
