@@ -559,6 +559,82 @@ def test_corrupt_middle_fails(tmp_path: Path, astro: Frame, engine: Engine) -> N
     assert not output.exists()
 
 
+def _fast_clip(path: Path, rate: int, frames: int = 20, size: tuple[int, int] = (320, 240)) -> Path:
+    """A tiny clip that declares `rate` frames a second (its timestamps one tick apart)."""
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=rate, options={"preset": "ultrafast"})
+        video.width, video.height, video.pix_fmt = *size, "yuv420p"
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(np.full((size[1], size[0], 3), i * 10, np.uint8), format="rgb24")
+            frame.pts = i
+            out.mux(video.encode(frame))
+        out.mux(video.encode())
+    return path
+
+
+def test_video_whose_frames_cannot_fit_in_memory_is_refused_before_decoding(
+    tmp_path: Path, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 30 kB file declaring a million frames a second would need a lookahead of a million frames
+    (215 GB at 320x240): refused from its header, with the reason, before any frame is decoded."""
+    import blur.videoproc as vp
+    from blur.errors import MediaReadError
+
+    clip = _fast_clip(tmp_path / "fast.mp4", 10**6)
+
+    def no_decoding(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a frame was decoded")
+
+    monkeypatch.setattr(vp, "decode_frames", no_decoding)
+    dest = tmp_path / "out.mp4"
+    reason = r"fast\.mp4: 320x240 at 1000000 fps would need about 21[0-9.]+ GB of memory"
+    with pytest.raises(MediaReadError, match=reason):
+        vp.anonymize_video(clip, dest, "mp4", engine)
+    assert not dest.exists()
+
+
+def test_cli_refuses_a_video_too_large_for_memory_and_goes_on(tmp_path: Path, astro: Frame, runner: Any) -> None:
+    """The refused video fails the run (exit 1, no output, the reason in the report); the rest of the
+    batch is processed."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    _fast_clip(folder / "fast.mp4", 10**6)
+    write_clip(folder / "street.mp4", astro, Spec(frames=12))
+    out_dir, report = tmp_path / "out", tmp_path / "report.json"
+    args = ["anonymize", str(folder), "-o", str(out_dir), "--jobs", "1", "--quiet", "--report", str(report)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1, result.output
+    files = {Path(f["source"]).name: f for f in json.loads(report.read_text())["files"]}
+    assert files["fast.mp4"]["status"] == "failed"
+    assert "320x240 at 1000000 fps would need about" in files["fast.mp4"]["reason"]
+    assert "refused" in files["fast.mp4"]["reason"]
+    assert not (out_dir / "fast.mp4").exists()
+    assert files["street.mp4"]["status"] == "ok"
+    assert (out_dir / "street.mp4").is_file()
+
+
+def test_memory_needed_grows_with_frame_size_and_rate(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a video's picture data takes at once, against a machine of 16 GB (8 GB allowed): 1080p at
+    30 fps about 0.4 GB, 4K at 120 fps 3.5 GB, 8K at 30 fps or 1080p at 960 fps 5.7 GB (allowed); 8K
+    at 240 fps (25 GB) and 15000 px square frames at 30 fps (39 GB) refused."""
+    import blur.videoproc as vp
+    from blur.errors import MediaReadError
+
+    options = vp.VideoOptions()
+    horizon = vp.tracker_config(options, vp.DEFAULT_THRESHOLD, 30).horizon
+    assert vp.held_frames(options, 30) == horizon + options.batch + 3 * options.queue + 3
+    assert vp.frame_memory(1920, 1080, 30, options) < 0.4 * 2**30
+    assert vp.frame_memory(1920, 1080, 960, options) > 15 * vp.frame_memory(1920, 1080, 30, options)
+    monkeypatch.setattr(vp, "memory_limit", lambda: 8 * 2**30)
+    for width, height, rate in [(1920, 1080, 29.97), (3840, 2160, 120), (7680, 4320, 30), (1920, 1080, 960)]:
+        vp.check_memory(Path("ok.mp4"), width, height, rate, options)
+    for width, height, rate in [(7680, 4320, 240), (15000, 15000, 30), (320, 240, 10**6)]:
+        with pytest.raises(MediaReadError, match="refused"):
+            vp.check_memory(Path("big.mp4"), width, height, rate, options)
+    monkeypatch.undo()
+    assert vp.memory_limit() >= vp.MEMORY_SHARE * 2**30
+
+
 @pytest.mark.parametrize(
     ("name", "content", "fmt"),
     [

@@ -242,6 +242,17 @@ def video_stream(path: Path, container: InputContainer) -> VideoStream:
     return max(candidates, key=lambda s: (s.codec_context.width * s.codec_context.height, -s.index))
 
 
+def declared_picture(path: Path, container: InputContainer) -> tuple[int, int, Fraction | None]:
+    """The main video stream's width, height and frame rate as its header declares them, before any
+    frame is decoded (0 where the header does not say).
+
+    Raises:
+        MediaReadError: there is no video stream.
+    """
+    stream = video_stream(path, container)
+    return stream.codec_context.width or 0, stream.codec_context.height or 0, _rate(stream)
+
+
 def audio_stream(container: InputContainer) -> AudioStream | None:
     """The first audio stream, if any."""
     return container.streams.audio[0] if container.streams.audio else None
