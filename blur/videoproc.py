@@ -235,8 +235,8 @@ def check_memory(source: Path, width: int, height: int, rate: float, options: Vi
     """Refuse a video whose frames, at the size and rate it declares, would not fit in memory.
 
     The lookahead must span a second of frames, so memory grows with frame size times frame rate
-    (`frame_memory`: 1080p at 30 fps about 0.4 GB, 4K at 120 fps 3.5 GB, 8K at 30 fps or 1080p at
-    960 fps 5.7 GB). Checked from the header before a frame is decoded, and again from the first
+    (`frame_memory`: 1080p at 30 fps about 0.4 GB, 4K at 120 fps 3.8 GB, 8K at 30 fps or 1080p at
+    960 fps 6.2 GB). Checked from the header before a frame is decoded, and again from the first
     decoded frame: a small file can declare 15000 px square frames (two of them took 5.3 GB) or a
     million frames a second, and would otherwise exhaust memory halfway through a batch.
 
@@ -247,9 +247,10 @@ def check_memory(source: Path, width: int, height: int, rate: float, options: Vi
     limit = memory_limit()
     if need > limit:
         msg = (
-            f"{source}: {width}x{height} at {_fps(rate)} fps would need about {need / 2**30:.1f} GB of memory for "
-            f"its frames (the lookahead spans a second of frames); this machine allows {limit / 2**30:.1f} GB "
-            "(half its memory), so the video is refused"
+            f"{source}: {width}x{height} at {_fps(rate)} fps would need about {need / 1e9:.1f} GB of memory for "
+            f"its frames (the lookahead spans a second of frames); this machine allows {limit / 1e9:.1f} GB "
+            "(half its memory), so the video is refused (a copy at a smaller size or frame rate, or a machine with "
+            "more memory, would do)"
         )
         raise MediaReadError(msg)
 
