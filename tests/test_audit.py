@@ -7,15 +7,19 @@ import os
 import shutil
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
 from blur.audit import Category, FaceCheck, FileAudit, Verdict, audit_file
+from blur.audit.faces import suspect
 from blur.audit.run import LazyCheck
 from blur.cli import app
+from blur.pipeline import anonymize_frame
 from blur.sample import jpeg_with_metadata
+from blur.types import iou_matrix
 from tests.conftest import ASTRO_FACE
 from tests.dirty import CANARIES, case7_heic, case11_tagged_videos, case12_extra_streams, photo_cases, plain_jpeg
 
@@ -215,6 +219,65 @@ class TestFaces:
         sparse = _audit(path, FaceCheck(plain_engine.detector, 0.5, every=2))
         assert sparse.frames_checked == 6
         assert [f.where.split(" (")[0] for f in sparse.findings if f.category is Category.face] == ["frames 4-6"]
+
+
+class TestMaskOutlines:
+    """A detector can take the black fill over a head for a face; a face beside black fill is still a face."""
+
+    def test_outline_of_blur_fill_is_not_reported(self, tmp_path: Path, astro: np.ndarray, engine, runner) -> None:
+        """blur's fill over the astronaut's face: at --face-threshold 0.3 the detector fires on the filled
+        ellipse (a box mostly on black fill); the audit repaints the fill, looks again and reports nothing."""
+        out = anonymize_frame(astro, engine.detector.detect(astro), engine).frame
+        plain = engine.detector.detect(out)
+        plain = plain[plain.score >= 0.3]
+        assert len(plain) and all(suspect(out, b) for b in plain.xyxy), "the outline case no longer arises here"
+        assert len(FaceCheck(engine.detector, 0.3).faces(out)) == 0
+        Image.fromarray(out).save(tmp_path / "masked.png")
+        audit = runner.invoke(app, ["audit", "--face-threshold", "0.3", str(tmp_path / "masked.png")])
+        assert audit.exit_code == 0, audit.output
+
+    @pytest.mark.parametrize("half", ["eyes showing", "mouth showing"])
+    def test_half_filled_face_is_still_reported(self, astro: np.ndarray, engine, half: str) -> None:
+        """Half the astronaut's face filled black: the half still showing is reported as a face."""
+        x1, y1, x2, y2 = ASTRO_FACE
+        mid = (y1 + y2) // 2
+        part = astro.copy()
+        if half == "eyes showing":
+            part[mid : y2 + 10, x1 - 10 : x2 + 10] = 0
+        else:
+            part[y1 - 14 : mid, x1 - 10 : x2 + 10] = 0
+        check = FaceCheck(engine.detector, 0.5)
+        plain = engine.detector.detect(part)
+        plain = plain[plain.score >= 0.5]
+        assert len(plain) == 1 and suspect(part, plain.xyxy[0]), "the outline check must run on this case"
+        assert len(check.faces(part)) == 1
+
+    def test_missed_face_among_masked_faces_is_still_reported(self, engine) -> None:
+        """A crowd of LFW faces masked by blur, then one face's pixels put back (a face a tool missed among
+        masked neighbours, with the black fill around it): each such face is reported."""
+        from skimage import data
+
+        lfw = data.lfw_subset()  # type: ignore[no-untyped-call]
+        size, canvas, boxes = 64, np.full((330, 560, 3), 150, np.uint8), []
+        for k, (y, x) in enumerate((y, x) for y in range(10, 260, 96) for x in range(10, 500, 80)):
+            face = cv2.resize((lfw[k] * 255).astype(np.uint8), (size, size), interpolation=cv2.INTER_CUBIC)
+            canvas[y : y + size, x : x + size] = face[..., None]
+            boxes.append((x, y, x + size, y + size))
+        masked = anonymize_frame(canvas, engine.detector.detect(canvas), engine).frame
+        check = FaceCheck(engine.detector, 0.5)
+        tried = 0
+        for x0, y0, x1, y1 in boxes[7:14]:  # the middle row: masks on every side
+            leak = masked.copy()
+            leak[y0:y1, x0:x1] = canvas[y0:y1, x0:x1]
+            plain = engine.detector.detect(leak)
+            box = np.array([[x0, y0, x1, y1]], np.float32)
+            here = plain[(plain.score >= 0.5) & (iou_matrix(box, plain.xyxy)[0] >= 0.3)]
+            if not len(here) or not suspect(leak, here.xyxy[0]):
+                continue
+            tried += 1
+            found = check.faces(leak)
+            assert len(found) and (iou_matrix(box, found.xyxy)[0] >= 0.3).any()
+        assert tried >= 3, "too few leaked faces beside black fill to test"
 
 
 class TestCommand:
