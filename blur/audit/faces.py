@@ -28,6 +28,7 @@ AROUND_SHARE = 0.15
 """Share of black fill around a detection from which it is checked for being a mask's outline
 (a detection on a chest below a masked head, or on a patch between masks)."""
 SAME_FACE_IOU = 0.3
+"""Overlap from which a detection after the repaint is taken to be the same face."""
 RECHECK = 0.5
 """After the repaint a detection stays a face if one is found in its place at this share of the threshold."""
 
@@ -69,11 +70,11 @@ def suspect(frame: Frame, box: npt.NDArray[np.float32]) -> bool:
 def mask_outlines(frame: Frame, dets: Detections, check: FaceCheck) -> npt.NDArray[np.bool_]:
     """Which detections are only the outline of a black mask, not a face.
 
-    A detector can take a filled ellipse over a head for a face (seen on blur's own video outputs:
-    35 such detections at scores 0.50-0.68 over five real clips). A detection whose centre is at
-    least `FILL_SHARE` black fill is checked again with every black-fill pixel of the picture
-    repainted from its surroundings: if no face is found there any more, it was the mask's outline.
-    A face partly showing beside a mask still has its eyes or mouth after the repaint, and stays.
+    A detector can take a filled ellipse over a head for a face, or a chest below it, or a patch
+    between masks (blur's outputs of five real clips: 33 such findings at 0.50-0.68). A `suspect`
+    detection is looked at again with the black fill near it repainted from its surroundings: if
+    no face is found in its place any more (at `RECHECK` of the threshold), it was a mask's outline.
+    A face partly showing beside a mask keeps its eyes or mouth after the repaint, and stays.
     """
     outline = np.zeros(len(dets), bool)
     suspects = [i for i in range(len(dets)) if suspect(frame, dets.xyxy[i])]
