@@ -446,8 +446,8 @@ def detect_all(clip: Path, detector: Any, side: int) -> list[Any]:
     """
     import av
 
-    from blur.media.video import detector_copy
-    from blur.videoproc import detect_size
+    from blur.media.planes import detector_copy
+    from blur.video.schedule import detect_size
 
     out: list[Any] = []
     with av.open(str(clip)) as container:
@@ -468,7 +468,7 @@ def detect_all(clip: Path, detector: Any, side: int) -> list[Any]:
 def cached_detections(cache: Path, clip: Path, frames: int, detector: Any) -> list[Any]:
     """detect_all at the default detection size, kept in `cache` between runs."""
     from blur.types import Detections
-    from blur.videoproc import VideoOptions
+    from blur.video.options import VideoOptions
 
     if cache.is_file():
         data = np.load(cache)
@@ -479,8 +479,8 @@ def cached_detections(cache: Path, clip: Path, frames: int, detector: Any) -> li
 
 
 def cuts_of(frames: list[np.ndarray], side: int) -> set[int]:
-    from blur.temporal import CutDetector
-    from blur.videoproc import detect_size
+    from blur.video.cuts import CutDetector
+    from blur.video.schedule import detect_size
 
     detector = CutDetector()
     h, w = frames[0].shape[:2]
@@ -493,7 +493,7 @@ def masked_frames(frames: list[np.ndarray], dets: list[Any], cuts: set[int], cfg
     from blur.anonymize.filters import anonymize
     from blur.anonymize.mask import build_mask
     from blur.config import MaskConfig
-    from blur.temporal import track_all
+    from blur.video.tracking import track_all
 
     boxes, _ = track_all(dets, cuts, cfg)
     mask_cfg = MaskConfig()
@@ -580,7 +580,7 @@ def floor_fps(clip: Path, dest: Path) -> Timed:
     import av
 
     from blur.config import Settings
-    from blur.media.video import OUTPUT_OPTIONS, encode_spec
+    from blur.media.video_write import OUTPUT_OPTIONS, encode_spec
 
     spec = encode_spec("mp4", Settings().video_crf)
     t0 = time.perf_counter()
@@ -610,7 +610,7 @@ SWEEP = {
 
 
 def tracker_for(fps: float, high: float, **params: float) -> Any:
-    from blur.temporal import TrackerConfig
+    from blur.video.tracking import TrackerConfig
 
     return TrackerConfig(
         high=high,
@@ -627,7 +627,7 @@ def mask_leaks(
     """(leaked face-frames, face-frames that must be hidden, mean masked share of the frame) at mask level."""
     from blur.anonymize.mask import build_mask
     from blur.config import MaskConfig
-    from blur.temporal import track_all
+    from blur.video.tracking import track_all
 
     boxes, _ = track_all(dets, cuts, cfg)
     occl = _occluder_mask(scene)
@@ -669,8 +669,8 @@ def sweep_synthetic(
 
 def engine_and_detector() -> tuple[Any, Any, float]:
     from blur.config import Settings
-    from blur.pipeline import build_engine
-    from blur.videoproc import LOW_FRACTION, threshold_of, video_detector
+    from blur.engine import build_engine
+    from blur.video.options import LOW_FRACTION, threshold_of, video_detector
 
     engine = build_engine(Settings(verify=False))
     high = threshold_of(engine.detector)
@@ -679,7 +679,7 @@ def engine_and_detector() -> tuple[Any, Any, float]:
 
 def synthetic(work: Path, args: argparse.Namespace) -> dict[str, Any]:
     """Metric 1: run blur end to end on the synthetic scenes; optionally sweep the tracker settings."""
-    from blur.videoproc import VideoOptions
+    from blur.video.options import VideoOptions
 
     scenes = synthetic_scenes()
     _, detector, high = engine_and_detector()
@@ -776,7 +776,7 @@ FINE_EVERY = [2, 4, 8, 9, 15]
 def combine(coarse: list[Any], fine: list[Any], every: int) -> list[Any]:
     """Coarse detections on every frame, merged with fine ones on every `every`-th frame (as blur does)."""
     from blur.types import Detections, nms
-    from blur.videoproc import MERGE_IOU
+    from blur.video.schedule import MERGE_IOU
 
     return [
         nms(Detections.concat([c, f]), MERGE_IOU) if t % every == 0 else c
@@ -792,7 +792,8 @@ def sweep_detect_side(
     Plans: one size on every frame, or 640 on every frame plus a fine size every N frames. The
     cost column adds the measured detector time of each pass, per frame.
     """
-    from blur.videoproc import VideoOptions, detection_plan, tracker_config
+    from blur.video.options import VideoOptions, tracker_config
+    from blur.video.schedule import detection_plan
 
     _, detector, high = engine_and_detector()
     h, w = inputs[0].shape[:2]

@@ -34,7 +34,12 @@ import numpy.typing as npt
 from blur.errors import BlurError
 from blur.fsio import open_regular
 from blur.types import Detections
-from blur.workfiles import FOLDER_SIDECAR, SIDECAR_SUFFIX
+
+SIDECAR_SUFFIX = ".blur.json"
+"""Per-photo or per-video corrections: `photo.jpg.blur.json` beside `photo.jpg`."""
+
+FOLDER_SIDECAR = ".blur.json"
+"""Corrections for several files of one folder, keyed by file name."""
 
 VERSION = 1
 KEEP_INSIDE = 0.6

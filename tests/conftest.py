@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from blur.config import DetectorConfig, Settings
-from blur.pipeline import Engine, build_engine
+from blur.engine import Engine, build_engine
 from blur.sample import astronaut
 from blur.types import Detections, Frame
 

@@ -17,7 +17,7 @@ from blur.audit import Category, FaceCheck, FileAudit, Verdict, audit_file
 from blur.audit.faces import suspect
 from blur.audit.run import LazyCheck
 from blur.cli import app
-from blur.pipeline import anonymize_frame
+from blur.photo.frame import anonymize_frame
 from blur.sample import jpeg_with_metadata
 from blur.types import iou_matrix
 from tests.conftest import ASTRO_FACE

@@ -143,7 +143,9 @@ def video_bases() -> dict[str, bytes]:
 def read_video(path: Path) -> int:
     """The read side of `anonymize_video`: sniff, open, probe, decode every frame to planes. Returns frames."""
     from blur.media.kinds import sniff
-    from blur.media.video import AudioChunk, audio_stream, choose_audio, decode_frames, open_input, probe, to_planes
+    from blur.media.planes import to_planes
+    from blur.media.video_read import AudioChunk, audio_stream, decode_frames, open_input, probe
+    from blur.media.video_write import choose_audio
 
     sniffed = sniff(path)
     if sniffed.kind.value != "video":

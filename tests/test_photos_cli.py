@@ -11,9 +11,9 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from blur.batch.workfiles import JOURNAL_NAME
 from blur.cli import app
 from blur.sample import SAMPLE_COMMENT, SAMPLE_SERIAL, crowd, jpeg_with_metadata, png_with_text
-from blur.workfiles import JOURNAL_NAME
 from tests.conftest import ASTRO_FACE, faces_in, ssim_gray, tree_hashes
 
 PLANTED = [

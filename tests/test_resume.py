@@ -17,13 +17,12 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from blur.batch.journal import Journal, clean_partials, locked, sha256_file
+from blur.batch.workfiles import JOURNAL_NAME
 from blur.cli import app
 from blur.config import Settings
-from blur.discover import Job, Plan
-from blur.journal import Journal, clean_partials, locked, sha256_file
+from blur.jobs import FileResult, Job, Plan, Status
 from blur.media.kinds import Kind
-from blur.report import FileResult, Status
-from blur.workfiles import JOURNAL_NAME
 from tests.conftest import ASTRO_FACE
 
 

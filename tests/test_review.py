@@ -16,8 +16,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from blur.cli import app
-from blur.report import FileResult, Status
-from blur.review import ReviewOptions, render_review
+from blur.jobs import FileResult, Status
+from blur.review.page import ReviewOptions, render_review
 
 CHROMIUM = Path("/usr/bin/chromium")
 BROWSER_ARGS = [

@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from blur.temporal import CutDetector, Tracker, TrackerConfig, greedy_match, grow_box, track_all
 from blur.types import Detections, iou_matrix
+from blur.video.cuts import CutDetector
+from blur.video.tracking import Tracker, TrackerConfig, greedy_match, grow_box, track_all
 
 CFG = TrackerConfig(high=0.3, low=0.1, max_gap=10, pad=3, grow=0.05)
 
@@ -241,7 +242,7 @@ def test_expected_boxes_follow_live_tracks() -> None:
 
 def test_frame_samples_bounded_and_span_the_track() -> None:
     """However long a track, the review keeps a bounded sample and shows its first, a middle and its last frame."""
-    from blur.temporal import FrameSamples
+    from blur.video.samples import FrameSamples
 
     samples = FrameSamples(cap=8)
     for frame in range(10_000):
@@ -279,7 +280,8 @@ def test_fine_pass_plan_and_schedule() -> None:
     """720p: fine copies every 2nd frame, a full fine pass every 4th; for a second after a pass finds a
     face the coarse pass missed, a focused pass on the frames in between, in a window around that
     face only; a target not found again is searched for until the next full pass."""
-    from blur.videoproc import FineSchedule, VideoOptions, detection_plan, missed_by
+    from blur.video.options import VideoOptions
+    from blur.video.schedule import FineSchedule, detection_plan, missed_by
 
     plan = detection_plan(1280, 720, VideoOptions())
     assert (plan.coarse, plan.fine, plan.every, plan.dense) == ((640, 360), (1280, 720), 4, 2)
@@ -326,7 +328,8 @@ def test_focused_windows_hold_every_target(faces: list[tuple[int, int, int]]) ->
     """Every target, with its margin (cut to the frame), lies whole inside one window; windows are
     squares of 256 px steps within the frame (or the frame's height); where they would cover more than
     half the frame, the pass is a full one instead."""
-    from blur.videoproc import FOCUS_MARGIN, FOCUS_WINDOW, FineSchedule, VideoOptions, detection_plan
+    from blur.video.options import VideoOptions
+    from blur.video.schedule import FOCUS_MARGIN, FOCUS_WINDOW, FineSchedule, detection_plan
 
     plan = detection_plan(1280, 720, VideoOptions())
     schedule = FineSchedule(plan, hold=10, high=0.5)

@@ -13,9 +13,10 @@ from hypothesis import strategies as st
 
 from blur.anonymize.filters import anonymize, neutral_fill
 from blur.anonymize.mask import build_mask, head_boxes
+from blur.batch.discover import discover
 from blur.config import MaskConfig, MaskMode, MaskShape
 from blur.detect.multiscale import plan_passes, tile_grid
-from blur.discover import Plan, discover
+from blur.jobs import Plan
 from blur.media.kinds import Kind, sniff_bytes
 from blur.types import Detections, iou_matrix, nms
 

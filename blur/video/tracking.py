@@ -11,7 +11,7 @@ detections of every frame into *tracks* and returns, for each frame, every box t
   with the distance to the nearest detection;
 - a track is masked `pad` frames before its first and after its last detection (held and
   extrapolated box, grown), and it survives `max_gap` frames without a detection;
-- a scene cut (see `CutDetector`) ends every track, so boxes never jump between shots.
+- a scene cut (`blur.video.cuts`) ends every track, so boxes never jump between shots.
 
 `Tracker` is streaming: feed it frames in order with `update`, and ask for the boxes of a frame once
 `final_until()` has passed it. It never holds more than a bounded window of state. Everything here
@@ -22,16 +22,15 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
-from typing import Any
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 
-from blur.types import Detections, Frame, iou_matrix
+from blur.types import Detections, iou_matrix
 
 Box = npt.NDArray[np.float32]
 """One (4,) x1, y1, x2, y2 box."""
+
 
 _VELOCITY_SPAN = 4
 """Observations used to estimate a track's velocity at either end."""
@@ -363,53 +362,6 @@ class Tracker:
         return grow_box(box, self._growth(min(index - a, b - index)))
 
 
-@dataclass(slots=True)
-class _Samples:
-    stride: int = 1
-    offered: int = 0
-    kept: list[tuple[int, float, list[dict[str, Any]]]] = field(default_factory=list)
-    last: tuple[int, float, list[dict[str, Any]]] | None = None
-
-
-class FrameSamples:
-    """A few frames per key (a track, or kept/added regions) for the review page, in bounded memory.
-
-    Each key keeps at most `cap` evenly strided frames (halved, with the stride doubled, when full) and
-    its latest frame, so `picks` can give the first, a middle and the last frame of any length of video.
-    """
-
-    def __init__(self, cap: int = 8) -> None:
-        self.cap = cap
-        self._keys: dict[str, _Samples] = {}
-
-    def offer(self, key: str, frame: int, seconds: float, entries: list[dict[str, Any]]) -> None:
-        """Record `entries` (JSON-ready dicts) seen at `frame` under `key`."""
-        samples = self._keys.setdefault(key, _Samples())
-        item = (frame, seconds, entries)
-        if samples.offered % samples.stride == 0:
-            samples.kept.append(item)
-            if len(samples.kept) > self.cap:
-                samples.kept = samples.kept[::2]
-                samples.stride *= 2
-        samples.offered += 1
-        samples.last = item
-
-    def picks(self) -> list[dict[str, Any]]:
-        """The first, a middle and the last sampled frame of every key, as flat entries with frame and time."""
-        out: list[dict[str, Any]] = []
-        for key, samples in self._keys.items():
-            chosen = [samples.kept[0], samples.kept[len(samples.kept) // 2]]
-            if samples.last is not None:
-                chosen.append(samples.last)
-            seen: set[int] = set()
-            for frame, seconds, entries in chosen:
-                if frame in seen:
-                    continue
-                seen.add(frame)
-                out.extend({"track": key, "frame": frame, "time": round(seconds, 3), **e} for e in entries)
-        return out
-
-
 def track_all(dets: list[Detections], cuts: set[int], cfg: TrackerConfig) -> tuple[list[Detections], int]:
     """Run the tracker over a whole clip at once; return the boxes to mask per frame and the track count."""
     tracker = Tracker(cfg)
@@ -421,63 +373,3 @@ def track_all(dets: list[Detections], cuts: set[int], cfg: TrackerConfig) -> tup
     tracker.finish()
     out.extend(tracker.boxes(i) for i in range(len(out), tracker.final_until()))
     return out, tracker.total_tracks
-
-
-@dataclass(frozen=True, slots=True)
-class CutConfig:
-    """When two consecutive frames belong to different shots.
-
-    Attributes:
-        histogram: minimum half-L1 distance between the grey-level histograms (0 same, 1 disjoint).
-        pixels: minimum mean absolute difference of the thumbnails, in grey levels.
-        size: thumbnail width and height the measures are taken on.
-    """
-
-    histogram: float = 0.15
-    pixels: float = 20.0
-    size: tuple[int, int] = (64, 36)
-
-
-@dataclass(frozen=True, slots=True)
-class CutScore:
-    """How different a frame is from the previous one."""
-
-    histogram: float
-    pixels: float
-
-
-def thumbnail(frame: Frame, size: tuple[int, int]) -> npt.NDArray[np.uint8]:
-    """A small grey copy of an RGB frame."""
-    grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-    return np.asarray(cv2.resize(grey, size, interpolation=cv2.INTER_AREA), np.uint8)
-
-
-def cut_score(previous: npt.NDArray[np.uint8], current: npt.NDArray[np.uint8]) -> CutScore:
-    """Compare two grey thumbnails by histogram and by pixels."""
-    bins = np.arange(0, 257, 16)
-    hp = np.histogram(previous, bins)[0] / previous.size
-    hc = np.histogram(current, bins)[0] / current.size
-    pixels = float(np.abs(previous.astype(np.int16) - current.astype(np.int16)).mean())
-    return CutScore(float(np.abs(hp - hc).sum() / 2), pixels)
-
-
-class CutDetector:
-    """Flags scene cuts: both the histogram and the pixels of a downscaled frame change abruptly.
-
-    Requiring both keeps camera pans (pixels change, histogram does not) and lighting changes on a
-    still scene from counting. A missed cut is harmless (tracks simply do not reset); a false cut ends
-    tracks early, so the thresholds are conservative.
-    """
-
-    def __init__(self, cfg: CutConfig | None = None) -> None:
-        self.cfg = cfg or CutConfig()
-        self._previous: npt.NDArray[np.uint8] | None = None
-
-    def __call__(self, frame: Frame) -> bool:
-        """Whether `frame` starts a new shot (the first frame never does)."""
-        thumb = thumbnail(frame, self.cfg.size)
-        previous, self._previous = self._previous, thumb
-        if previous is None:
-            return False
-        score = cut_score(previous, thumb)
-        return score.histogram >= self.cfg.histogram and score.pixels >= self.cfg.pixels

@@ -11,9 +11,9 @@ from rich.markup import escape
 
 from blur import __version__
 from blur.audit import AuditOptions, FaceCheck, FileAudit, Verdict, audit_paths
+from blur.batch.report import json_ready
 from blur.config import DetectorConfig, Settings
 from blur.errors import BlurError
-from blur.report import json_ready
 from blur.textsafe import printable
 
 Write = Callable[[str], None]
@@ -23,7 +23,7 @@ _LABELS = {Verdict.clean: "CLEAN", Verdict.findings: "FOUND", Verdict.error: "ER
 
 def _face_check(cfg: DetectorConfig, options: AuditOptions) -> Callable[[], FaceCheck]:
     def build() -> FaceCheck:
-        from blur.pipeline import build_engine  # noqa: PLC0415 - the detector loads only when a file needs it
+        from blur.engine import build_engine  # noqa: PLC0415 - the detector loads only when a file needs it
 
         engine = build_engine(Settings(detector=cfg, verify=False))
         return FaceCheck(engine.detector, options.face_threshold, options.every)

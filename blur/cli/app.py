@@ -114,7 +114,7 @@ def anonymize(
     Correction sidecars (PHOTO.blur.json, or .blur.json per folder) are applied automatically. A run
     that was interrupted resumes: verified finished outputs are kept, the rest is redone.
     """
-    from blur.cli_run import run_anonymize  # noqa: PLC0415 - heavy imports only when a command runs
+    from blur.cli.anonymize import run_anonymize  # noqa: PLC0415 - heavy imports only when a command runs
 
     settings = Settings(
         detector=_detector_config(backend, threshold, multiscale, ep),
@@ -159,7 +159,7 @@ def detect(
     ] = False,
 ) -> None:
     """Print the faces found in photos (boxes in the upright picture's pixels), writing no images."""
-    from blur.cli_run import run_detect  # noqa: PLC0415
+    from blur.cli.detect import run_detect  # noqa: PLC0415
 
     cfg = _detector_config(backend, threshold, multiscale, ep)
     code, payload = run_detect(paths, cfg, write_sidecar=write_sidecar)
@@ -207,7 +207,7 @@ def audit(
     checked, 2 for usage errors.
     """
     from blur.audit import AuditOptions  # noqa: PLC0415
-    from blur.cli_audit import run_audit  # noqa: PLC0415
+    from blur.cli.audit import run_audit  # noqa: PLC0415
 
     options = AuditOptions(faces=faces, face_threshold=face_threshold, every=every, multiscale=multiscale)
     cfg = _detector_config(backend, None, multiscale, ep)

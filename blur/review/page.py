@@ -16,14 +16,14 @@ from typing import Any
 import numpy as np
 
 from blur.anonymize.mask import head_boxes
+from blur.batch.workfiles import REVIEW_GENERATOR
 from blur.config import MaskConfig, MaskShape
 from blur.errors import BlurError
 from blur.fsio import write_bytes_atomic
-from blur.report import FileResult, Status
-from blur.review_media import Picture, original_picture, photo_picture, video_frames
+from blur.jobs import FileResult, Status
+from blur.review.media import Picture, original_picture, photo_picture, video_frames
 from blur.textsafe import unicode_clean
 from blur.types import Detections
-from blur.workfiles import REVIEW_GENERATOR
 
 LOW_SCORE = 0.5
 

@@ -10,10 +10,10 @@ from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 
 from blur.config import Settings
-from blur.discover import Job, Plan
+from blur.engine import Engine, build_engine
+from blur.jobs import FileResult, Job, Plan, Status
 from blur.media.kinds import Kind
-from blur.pipeline import Engine, build_engine, process_photo
-from blur.report import FileResult, Status
+from blur.photo.pipeline import process_photo
 
 OnResult = Callable[[FileResult], None]
 OnFrames = Callable[[Job, int, int | None], None]
@@ -39,7 +39,7 @@ def _guarded(job: Job, engine: Engine, on_frames: OnFrames | None = None) -> Fil
     start = time.perf_counter()
     try:
         if job.kind is Kind.video:
-            from blur.videoproc import process_video  # noqa: PLC0415 - PyAV only when needed
+            from blur.video.pipeline import process_video  # noqa: PLC0415 - PyAV only when needed
 
             return process_video(job, engine, on_frames)
         return process_photo(job, engine)

@@ -9,32 +9,11 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 
+from blur.batch.workfiles import is_sidecar
+from blur.jobs import Job, Plan
 from blur.media.kinds import Kind, Sniffed, extension_kind, formats_agree, sniff
-from blur.workfiles import is_sidecar
-
-
-class Plan(str, Enum):
-    """What the batch will do with a file."""
-
-    process = "process"
-    skip = "skip"
-    fail = "fail"
-
-
-@dataclass(frozen=True, slots=True)
-class Job:
-    """One input file and its fate."""
-
-    source: Path
-    output: Path | None
-    plan: Plan
-    kind: Kind = Kind.unsupported
-    format: str = ""
-    reason: str = ""
 
 
 def _same_file(a: Path, b: Path) -> bool:

@@ -10,13 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from blur.corrections import SIDECAR_SUFFIX
 from blur.fsio import PARTIAL_SUFFIX, open_regular
-
-SIDECAR_SUFFIX = ".blur.json"
-"""Per-photo or per-video corrections: `photo.jpg.blur.json` beside `photo.jpg`."""
-
-FOLDER_SIDECAR = ".blur.json"
-"""Corrections for several files of one folder, keyed by file name."""
 
 JOURNAL_NAME = ".blur-journal.jsonl"
 """The resume journal kept in the output folder while a batch is unfinished."""

@@ -1,56 +1,14 @@
-"""Per-file results and the batch report."""
+"""The batch report: counts over the results, and the JSON file."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
-from enum import Enum
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from blur.jobs import FileResult, Status
 from blur.textsafe import unicode_clean
-
-
-class Status(str, Enum):
-    """Outcome of one file."""
-
-    ok = "ok"
-    failed = "failed"
-    skipped = "skipped"
-
-
-@dataclass(frozen=True, slots=True)
-class FileResult:
-    """What happened to one input file.
-
-    Attributes:
-        faces: faces masked (for video: face detections masked over all frames).
-        flagged: faces the second pass still found on the anonymized picture and then masked too.
-        frames: frames written (video only).
-        tracks: face tracks (video only).
-    """
-
-    source: str
-    status: Status
-    output: str | None = None
-    kind: str = ""
-    reason: str = ""
-    faces: int = 0
-    flagged: int = 0
-    seconds: float = 0.0
-    frames: int | None = None
-    tracks: int | None = None
-    notes: tuple[str, ...] = ()
-    detections: tuple[dict[str, Any], ...] = field(default=())
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-ready dict."""
-        data = asdict(self)
-        data["status"] = self.status.value
-        data["seconds"] = round(self.seconds, 3)
-        data["notes"] = list(self.notes)
-        data["detections"] = list(self.detections)
-        return data
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,12 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from blur import __version__
+from blur.batch.workfiles import JOURNAL_NAME
 from blur.config import Settings
 from blur.corrections import sidecar_paths
-from blur.discover import Job
 from blur.fsio import PARTIAL_SUFFIX, open_regular
-from blur.report import FileResult, Status
-from blur.workfiles import JOURNAL_NAME
+from blur.jobs import FileResult, Job, Status
 
 _PARTIAL = re.compile(r"^\..*\.[0-9a-f]{8}" + re.escape(PARTIAL_SUFFIX) + r"(\.[^.]*)?$")
 """Names `fsio.temp_path_for` gives temporary outputs: `.{stem}.{8 hex}.blur-partial{suffix}`."""

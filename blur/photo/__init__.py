@@ -1,0 +1,1 @@
+"""One photo: read, detect, mask, verify (the second pass), write."""

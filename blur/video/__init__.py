@@ -1,0 +1,1 @@
+"""One video: decode, detect, track, mask, encode, in overlapping threads (see `pipeline`)."""
