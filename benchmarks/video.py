@@ -505,43 +505,54 @@ def masked_frames(frames: list[np.ndarray], dets: list[Any], cuts: set[int], cfg
 # --------------------------------------------------------------------------- reference faces (metric 2)
 
 
-def reference_faces(frames: list[np.ndarray], cache: Path) -> list[list[tuple[float, ...]]]:
-    """Confident faces per frame: CenterFace at 1x and 2x (tiled), threshold 0.6, merged by NMS."""
+def reference_faces(
+    frames: list[np.ndarray], cache: Path, threshold: float = REF_THRESHOLD, min_face: float = 0.0
+) -> list[list[tuple[float, ...]]]:
+    """Confident faces per frame: CenterFace at 1x and 2x (tiled), at `threshold` (default 0.6), merged by
+    NMS; faces whose long side is under `min_face` px are left out."""
     if cache.is_file():
-        return [[tuple(b) for b in row] for row in json.loads(cache.read_text())]
+        rows = [[tuple(b) for b in row] for row in json.loads(cache.read_text())]
+        return [[b for b in row if max(b[2] - b[0], b[3] - b[1]) >= min_face] for row in rows]
     from blur.config import DetectorConfig
     from blur.detect.centerface import CenterFaceDetector
     from blur.detect.multiscale import tile_grid
     from blur.types import Detections, nms
 
-    det = CenterFaceDetector(DetectorConfig(multiscale=False, threshold=REF_THRESHOLD))
+    det = CenterFaceDetector(DetectorConfig(multiscale=False, threshold=threshold))
     rows: list[list[tuple[float, ...]]] = []
     t0 = time.perf_counter()
     for i, frame in enumerate(frames):
         h, w = frame.shape[:2]
-        found = [det.infer([frame], REF_THRESHOLD)[0]]
+        found = [det.infer([frame], threshold)[0]]
         up = cv2.resize(frame, (w * 2, h * 2), interpolation=cv2.INTER_CUBIC)
         for x0, y0, x1, y1 in tile_grid(w * 2, h * 2, tile=1280, overlap=256):
-            found.append(det.infer([up[y0:y1, x0:x1]], REF_THRESHOLD)[0].shifted(x0, y0).scaled(0.5))
+            found.append(det.infer([up[y0:y1, x0:x1]], threshold)[0].shifted(x0, y0).scaled(0.5))
         merged = nms(Detections.concat(found), 0.3).clipped(w, h)
         rows.append([tuple(round(float(v), 1) for v in b) for b in merged.xyxy])
         if i % 20 == 0:
             log(f"  reference {i}/{len(frames)} ({time.perf_counter() - t0:.0f} s)")
     cache.write_text(json.dumps(rows))
-    return rows
+    return [[b for b in row if max(b[2] - b[0], b[3] - b[1]) >= min_face] for row in rows]
 
 
 def leaked_frames(
     inputs: list[np.ndarray], outputs: list[np.ndarray], refs: list[list[tuple[float, ...]]]
 ) -> tuple[int, int, int]:
     """(frames with a leaked reference face, leaked face-frames, reference face-frames)."""
-    frames = faces = total = 0
-    for clean, out, row in zip(inputs, outputs, refs, strict=False):
-        leaks = sum(not hidden_pixels(out, clean, box) for box in row)
-        total += len(row)
-        faces += leaks
-        frames += leaks > 0
-    return frames, faces, total
+    where = leak_positions(inputs, outputs, refs)
+    return len({i for i, _ in where}), len(where), sum(len(r) for r in refs)
+
+
+def leak_positions(
+    inputs: list[np.ndarray], outputs: list[np.ndarray], refs: list[list[tuple[float, ...]]]
+) -> list[tuple[int, tuple[float, ...]]]:
+    """(frame index, box) of every reference face left visible in the output."""
+    return [
+        (i, box)
+        for i, (clean, out, row) in enumerate(zip(inputs, outputs, refs, strict=False))
+        for box in row
+        if not hidden_pixels(out, clean, box)
+    ]
 
 
 # --------------------------------------------------------------------------- running the tools
@@ -739,8 +750,12 @@ def real_clip(clip: Path, work: Path, args: argparse.Namespace, tools: set[str])
     frames = frame_count(clip)
     inputs = read_frames(clip)
     digest = hashlib.md5(clip.read_bytes()).hexdigest()[:10]
+    tag = f"{name}-{digest}-{args.ref_threshold:g}"
     refs = reference_faces(
-        inputs, work.parent / f"ref-{name}-{digest}.json" if args.cache else work / f"ref-{name}.json"
+        inputs,
+        work.parent / f"ref-{tag}.json" if args.cache else work / f"ref-{tag}.json",
+        args.ref_threshold,
+        args.ref_min_face,
     )
     row: dict[str, Any] = {
         "clip": name,
@@ -754,7 +769,9 @@ def real_clip(clip: Path, work: Path, args: argparse.Namespace, tools: set[str])
         timed, output = run_blur(clip, work / "blur-out", args.blur_args)
         row["blur_fps"] = frames / timed.seconds if timed.ok else None
         if timed.ok:
-            row["blur_leaked_frames"], row["blur_leaked_faces"], _ = leaked_frames(inputs, read_frames(output), refs)
+            where = leak_positions(inputs, read_frames(output), refs)
+            row["blur_leaked_frames"], row["blur_leaked_faces"] = len({i for i, _ in where}), len(where)
+            row["blur_leaks"] = [f"frame {i} of {frames}: box {[round(v) for v in box]}" for i, box in where]
     if "deface" in tools:
         out = work / f"{name}.deface.mp4"
         timed = run_deface(clip, out)
@@ -851,8 +868,9 @@ def fmt(value: Any, digits: int = 1) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
-def report(rows: list[dict[str, Any]], synth: dict[str, Any] | None) -> None:
-    print(f"\nload average at start: {os.getloadavg()[0]:.2f}; {os.cpu_count()} cores\n")
+def report(rows: list[dict[str, Any]], synth: dict[str, Any] | None, args: argparse.Namespace) -> None:
+    print(f"\nload average at start: {os.getloadavg()[0]:.2f}; {os.cpu_count()} cores")
+    print(f"reference: CenterFace 1x + 2x tiles, threshold {args.ref_threshold:g}, faces >= {args.ref_min_face:g} px\n")
     if rows:
         print(
             "| clip | frames | blur fps | deface fps | floor fps | blur/deface | floor/blur | "
@@ -867,6 +885,9 @@ def report(rows: list[dict[str, Any]], synth: dict[str, Any] | None) -> None:
                 f"{fmt(r['floor_fps'], 2)} | {fmt(ratio, 2)} | {fmt(floor, 2)} | {r['ref_face_frames']} | "
                 f"{fmt(r.get('blur_leaked_frames'))} | {fmt(r.get('deface_leaked_frames'))} |"
             )
+    for r in rows:
+        if r.get("blur_leaks"):
+            print(f"\nblur's leaks in {r['clip']}: " + "; ".join(r["blur_leaks"][:20]))
     for r in rows:
         if r.get("deface_frames_out") not in (None, r["frames"]):
             print(
@@ -924,6 +945,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=None, help="keep clips and outputs here")
     parser.add_argument("--cache", action="store_true", help="cache reference faces beside the workdir")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--ref-threshold", type=float, default=REF_THRESHOLD, help="reference detector threshold (default 0.6)"
+    )
+    parser.add_argument("--ref-min-face", type=float, default=0.0, help="leave out reference faces under N px")
     args = parser.parse_args(argv)
     args.blur_args = args.blur_args.split()
     args.sweep = args.sweep or args.sweep_only
@@ -943,7 +968,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         synth = None if args.no_synthetic else synthetic(work, args)
         rows = [] if args.synthetic_only else [real_clip(c, work, args, tools) for c in clips]
-        report(rows, synth)
+        report(rows, synth, args)
         if args.json:
             args.json.write_text(json.dumps({"clips": rows, "synthetic": synth}, indent=2, default=str))
     finally:

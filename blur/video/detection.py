@@ -69,7 +69,7 @@ class FrameDetection:
         work's place depends on this, never the result."""
         if self.fine_pool is None or prepared.fine is None:
             return None
-        if not (self.plan.full(prepared.frame.index) or not self.options.focus or self.wide):
+        if not (self.plan.full(prepared.frame.index) or prepared.last or not self.options.focus or self.wide):
             return None
         return self.fine_pool.submit(self.detector.detect_batch, [prepared.fine])
 
@@ -113,7 +113,7 @@ class FrameDetection:
         index = prepared.frame.index
         if image is None:
             return coarse
-        full = self.schedule.full(index)
+        full = prepared.last or self.schedule.full(index)
         windows = [] if full else self.schedule.focus_windows(index)
         # Faces all over the frame make the passes between full ones full too: start them as frames
         # are decoded, while that lasts.

@@ -30,9 +30,10 @@ it scaled to 4K, where the pipeline holds 0.18 and 0.72 GB of frames."""
 def held_frames(options: VideoOptions, rate: float) -> int:
     """How many decoded frames a video at `rate` fps may hold in memory at once: the lookahead window
     (the tracker's horizon, about a second of frames, plus a detector batch), the queues between the
-    threads and the frame each thread is working on."""
+    threads, the frame each thread is working on and the one the decode thread holds back (to know
+    the clip's last frame)."""
     horizon = tracker_config(options, DEFAULT_THRESHOLD, rate).horizon
-    return horizon + options.batch + 3 * options.queue + 3
+    return horizon + options.batch + 3 * options.queue + 4
 
 
 def frame_memory(width: int, height: int, rate: float, options: VideoOptions) -> int:

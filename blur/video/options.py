@@ -51,6 +51,10 @@ class VideoOptions:
             machine (`parallel_detection`); the output is the same either way.
         queue: frames buffered between threads (each way).
         max_gap_seconds: how long a track survives without a detection; shorter gaps are filled.
+        tail_seconds: in the last this-many seconds of a clip, a weak detection (below the track-starting
+            threshold) that continued no track is masked anyway: no later frame can confirm or refute
+            it (the safe side). The clip's last frame also always gets a full fine pass, as the first
+            does, so a small face that is in view only at the very end is searched for at full size.
         pad_seconds: how long a track is masked before its first and after its last detection.
             On the synthetic clips 0.5 s was the shortest pad with no leaked face-frame whatever the
             other settings (0.33 s leaked 2-25, 0.2 s 6-53); on the real clips it also leaked least.
@@ -72,6 +76,7 @@ class VideoOptions:
     queue: int = 8
     max_gap_seconds: float = 1.0
     pad_seconds: float = 0.5
+    tail_seconds: float = 0.5
     grow: float = 0.02
     low_fraction: float = LOW_FRACTION
     cut: CutConfig = field(default_factory=CutConfig)
@@ -109,6 +114,7 @@ def tracker_config(options: VideoOptions, high: float, fps: float) -> TrackerCon
         max_gap=max(1, math.ceil(options.max_gap_seconds * fps)),
         pad=max(1, math.ceil(options.pad_seconds * fps)),
         grow=options.grow,
+        tail=math.ceil(options.tail_seconds * fps),
     )
 
 

@@ -32,6 +32,8 @@ class Prepared:
     """The coarse pass's faces in frame pixels, once detected."""
     fine_job: Future[list[Detections]] | None = None
     """The full fine pass, started as the frame was decoded (parallel detection)."""
+    last: bool = False
+    """The clip's last frame: it gets a full fine pass whatever the schedule says."""
 
 
 class Timeline:
@@ -55,7 +57,7 @@ class Timeline:
 
 
 class Prepare:
-    """Decode-thread work on each frame: upright RGB, timestamps, detector copy, cut flag."""
+    """Decode-thread work on each frame: upright 4:2:0 planes, timestamps, detector copies, cut flag."""
 
     def __init__(self, source: Path, info: VideoInfo, options: VideoOptions) -> None:
         self.source = source
@@ -65,7 +67,8 @@ class Prepare:
         self.cuts = CutDetector(options.cut)
         self.count = 0
 
-    def __call__(self, frame: VideoFrame) -> Prepared:
+    def __call__(self, frame: VideoFrame, *, last: bool = False) -> Prepared:
+        """Prepare the next frame in order; the `last` frame of the clip always gets a fine copy."""
         turns = self.info.quarter_turns
         planes = to_planes(frame, turns, self.info.colour[0])
         if (planes.width, planes.height) != (self.info.width, self.info.height):
@@ -74,9 +77,8 @@ class Prepare:
             raise MediaReadError(msg)
         pts, duration = self.timeline.place(frame)
         small = detector_copy(frame, self.plan.coarse, turns)
-        fine = (
-            detector_copy(frame, self.plan.fine, turns) if self.plan.fine and self.plan.wants_fine(self.count) else None
-        )
-        prepared = Prepared(DecodedFrame(self.count, planes, pts, duration), small, fine, self.cuts(small))
+        wanted = self.plan.fine and (last or self.plan.wants_fine(self.count))
+        fine = detector_copy(frame, self.plan.fine, turns) if wanted and self.plan.fine else None
+        prepared = Prepared(DecodedFrame(self.count, planes, pts, duration), small, fine, self.cuts(small), last=last)
         self.count += 1
         return prepared

@@ -86,19 +86,40 @@ class Run:
         self.peak_window = 0
 
     def decode_loop(self, first: list[VideoFrame | AudioChunk]) -> None:
-        """Decode thread: prepare frames, pass audio through, then an end marker."""
+        """Decode thread: prepare frames, pass audio through, then an end marker.
+
+        Each frame is held back until the next one is decoded (with the audio read after it), so the
+        clip's last frame is known as such when it is prepared.
+        """
+        held: VideoFrame | None = None
+        after: list[AudioChunk] = []
         try:
             for item in self._chain(first):
                 if self.stop.is_set():
                     return
-                out = item if isinstance(item, AudioChunk) else self.prepare(item)
-                if isinstance(out, Prepared):
-                    out.fine_job = self.detection.start_full(out)
-                put(self.decoded, out, self.stop)
+                if isinstance(item, AudioChunk):
+                    if held is None:
+                        put(self.decoded, item, self.stop)
+                    else:
+                        after.append(item)
+                    continue
+                if held is not None:
+                    self._pass_on(held, after, last=False)
+                held, after = item, []
+            if held is not None:
+                self._pass_on(held, after, last=True)
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread
             put(self.decoded, Failure(exc), self.stop)
             return
         put(self.decoded, END, self.stop)
+
+    def _pass_on(self, frame: VideoFrame, audio: list[AudioChunk], *, last: bool) -> None:
+        """Prepare a decoded frame (starting its full fine pass where due) and queue it with the audio after it."""
+        prepared = self.prepare(frame, last=last)
+        prepared.fine_job = self.detection.start_full(prepared)
+        put(self.decoded, prepared, self.stop)
+        for chunk in audio:
+            put(self.decoded, chunk, self.stop)
 
     def detect_loop(self) -> None:
         """Detect thread (parallel detection): the coarse pass, every item passed on in its order."""

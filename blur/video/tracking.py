@@ -21,6 +21,7 @@ is pure computation on boxes; no video is needed to test it.
 from __future__ import annotations
 
 import bisect
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -50,6 +51,8 @@ class TrackerConfig:
         gate: centre distance, in box sizes, within which a detection may join a track.
         gate_growth: extra gate per frame of gap, since a hidden face keeps moving.
         min_iou: a detection overlapping the predicted box at least this much may join even when far.
+        tail: the last frames of a clip in which a weak detection that continued no track is masked
+            anyway (with `pad` before it): nothing comes after it to confirm or refute it (0: off).
     """
 
     high: float = 0.3
@@ -61,19 +64,21 @@ class TrackerConfig:
     gate: float = 1.0
     gate_growth: float = 0.1
     min_iou: float = 0.1
+    tail: int = 0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.low <= self.high:
             msg = f"need 0 <= low <= high, got low={self.low}, high={self.high}"
             raise ValueError(msg)
-        if self.max_gap < 0 or self.pad < 0:
-            msg = f"max_gap and pad must be >= 0, got {self.max_gap} and {self.pad}"
+        if self.max_gap < 0 or self.pad < 0 or self.tail < 0:
+            msg = f"max_gap, pad and tail must be >= 0, got {self.max_gap}, {self.pad} and {self.tail}"
             raise ValueError(msg)
 
     @property
     def horizon(self) -> int:
-        """Frames of lookahead after which a frame's boxes can no longer change."""
-        return max(self.max_gap + 1, self.pad)
+        """Frames of lookahead after which a frame's boxes can no longer change (the `tail` frames must
+        still be held when the clip ends)."""
+        return max(self.max_gap + 1, self.pad, self.tail)
 
 
 @dataclass(slots=True)
@@ -230,6 +235,10 @@ class Tracker:
         self._floor = 0
         self._processed = -1
         self._finished = False
+        self._weak: deque[tuple[int, Box, float, int]] = deque()
+        """Recent weak detections that continued no track: (frame, box, score, shot's first frame)."""
+        self._cuts: deque[int] = deque()
+        """Recent scene cuts (frames that start a shot), for the tracks `finish` starts from `_weak`."""
 
     @property
     def total_tracks(self) -> int:
@@ -255,9 +264,15 @@ class Tracker:
         low = dets[(dets.score >= self.cfg.low) & (dets.score < self.cfg.high)]
         unmatched = self._associate(index, self._live, high, 1.0, strong=True)
         leftover = [t for t in self._live if t.last != index]
-        self._associate(index, leftover, low, 0.5, strong=False)
+        weak = self._associate(index, leftover, low, 0.5, strong=False)
         for i in unmatched:
             self._start(index, high.xyxy[i], float(high.score[i]))
+        if self.cfg.tail:
+            self._weak.extend((index, low.xyxy[i], float(low.score[i]), self._floor) for i in weak)
+            while self._weak and self._weak[0][0] <= index - self.cfg.tail:
+                self._weak.popleft()
+            while self._cuts and self._cuts[0] <= index - self.cfg.tail:
+                self._cuts.popleft()
 
     def expected(self, index: int) -> npt.NDArray[np.float32]:
         """Where each live track is expected at frame `index`, the next one to `update` (N, 4)."""
@@ -266,7 +281,18 @@ class Tracker:
         return np.stack([t.predict(index) for t in self._live]).astype(np.float32)
 
     def finish(self) -> None:
-        """Mark the end of the video: every frame becomes final."""
+        """Mark the end of the video: every frame becomes final.
+
+        Weak detections of the last `cfg.tail` frames that continued no track become tracks of their
+        own: no later frame can confirm or refute them, so they are masked (the safe side).
+        """
+        for index, box, score, floor in self._weak:
+            track = Track(self._next_id, floor, start_window=0)
+            track.add(index, box, score)
+            track.ceiling = next((cut - 1 for cut in self._cuts if cut > index), None)
+            self._next_id += 1
+            self._done.append(track)
+        self._weak.clear()
         self._finished = True
 
     def final_until(self) -> int:
@@ -301,6 +327,8 @@ class Tracker:
             track.trim(before)
 
     def _cut(self, index: int) -> None:
+        if self.cfg.tail:
+            self._cuts.append(index)
         for track in [*self._done, *self._live]:
             if track.ceiling is None:
                 track.ceiling = index - 1
