@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
 DEFAULT_MASK_SCALE = 1.4
 """Mask size over the detector box: an ellipse this size covers the whole box plus forehead, chin and ears."""
@@ -74,3 +75,45 @@ class Settings:
     video_crf: int = 18
     keep_audio: bool = True
     overwrite: bool = False
+
+
+def settings_dict(settings: Settings) -> dict[str, Any]:
+    """`settings` as JSON-ready data (what `settings_from_dict` reads back)."""
+    data = asdict(settings)
+    data["detector"]["model_path"] = None if settings.detector.model_path is None else str(settings.detector.model_path)
+    data["detector"]["providers"] = list(settings.detector.providers)
+    data["mask"]["mode"] = settings.mask.mode.value
+    data["mask"]["shape"] = settings.mask.shape.value
+    data["mask"]["colour"] = list(settings.mask.colour)
+    return data
+
+
+def settings_from_dict(data: Any) -> Settings:
+    """The settings a batch recorded (a report or the batch record), to re-render with exactly them.
+
+    Raises:
+        ValueError: the data is not complete settings of this version of blur.
+    """
+    try:
+        det, mask = data["detector"], data["mask"]
+        detector = DetectorConfig(
+            backend=str(det["backend"]),
+            threshold=None if det["threshold"] is None else float(det["threshold"]),
+            model_path=None if det["model_path"] is None else Path(det["model_path"]),
+            providers=tuple(str(p) for p in det["providers"]),
+            threads=int(det["threads"]),
+            multiscale=bool(det["multiscale"]),
+        )
+        red, green, blue = (int(c) for c in mask["colour"])
+        return Settings(
+            detector=detector,
+            mask=MaskConfig(MaskMode(mask["mode"]), MaskShape(mask["shape"]), float(mask["scale"]), (red, green, blue)),
+            verify=bool(data["verify"]),
+            jpeg_quality=int(data["jpeg_quality"]),
+            video_crf=int(data["video_crf"]),
+            keep_audio=bool(data["keep_audio"]),
+            overwrite=bool(data.get("overwrite", False)),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        msg = f"the recorded settings are incomplete or malformed ({type(exc).__name__}: {exc})"
+        raise ValueError(msg) from exc

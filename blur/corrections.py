@@ -6,12 +6,16 @@ per file name). Both apply when both exist. Schema, version 1:
     {"blur_sidecar": 1,
      "size": [width, height],                       # optional: refuse if the picture is another size
      "faces": [{"box": [x1, y1, x2, y2], "score": 0.93}],   # informational (written by `blur detect`)
-     "add":  [{"box": [x1, y1, x2, y2], "label": "name tag", "start": 0.0, "end": 4.5}],
+     "add":  [{"box": [x1, y1, x2, y2], "label": "name tag", "start": 0.0, "end": 4.5},
+              {"box": [x1, y1, x2, y2], "shape": "ellipse"},
+              {"keyframes": [{"time": 1.0, "box": [...]}, {"time": 2.5, "box": [...]}], "start": 1.0, "end": 3.0}],
      "keep": [{"box": [x1, y1, x2, y2], "label": "speaker (consented)"}]}
 
 A folder sidecar is `{"blur_sidecar": 1, "files": {"photo.jpg": {...entry...}}}`. Boxes are in the
 upright picture's pixels (for video: the upright output frame). `start`/`end` (seconds) limit a
-region to part of a video; photos ignore them.
+region to part of a video; photos ignore them. A region with `keyframes` instead of a `box` follows
+a moving target in a video (interpolated between keyframes, `blur.regions`); photos refuse it. An
+`add` region may be an `ellipse` (inscribed in its box); keep regions are boxes.
 
 `add` regions are always masked (a missed face, a name tag, a badge number, a tattoo). A detection
 whose box lies mostly inside a `keep` region is left visible; keep regions are matched by position
@@ -21,9 +25,10 @@ with a sidecar (bad JSON, unknown key, malformed box) fails the file: a correcti
 
 from __future__ import annotations
 
+import hashlib
 import json
-import math
 import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +38,7 @@ import numpy.typing as npt
 
 from blur.errors import BlurError
 from blur.fsio import open_regular
+from blur.regions import Region, RegionShape, parse_region, region_json
 from blur.types import Detections
 
 SIDECAR_SUFFIX = ".blur.json"
@@ -47,29 +53,12 @@ KEEP_INSIDE = 0.6
 
 MAX_SIDECAR_BYTES = 8 * 1024 * 1024
 _ENTRY_KEYS = frozenset({"size", "faces", "add", "keep", "note"})
-_REGION_KEYS = frozenset({"box", "label", "start", "end", "score"})
 
 Boxes = npt.NDArray[np.float32]
 
 
 class CorrectionsError(BlurError):
     """A sidecar cannot be used; the file it describes must not be processed."""
-
-
-@dataclass(frozen=True, slots=True)
-class Region:
-    """A box in upright pixels, optionally limited to [start, end] seconds of a video."""
-
-    box: tuple[float, float, float, float]
-    label: str = ""
-    start: float | None = None
-    end: float | None = None
-
-    def active(self, time_s: float | None) -> bool:
-        """Whether the region applies at `time_s` (None: a photo, where every region applies)."""
-        if time_s is None:
-            return True
-        return (self.start is None or time_s >= self.start) and (self.end is None or time_s <= self.end)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,8 +76,18 @@ class Corrections:
         return not self.add and not self.keep
 
     def at(self, time_s: float | None = None) -> tuple[Boxes, Boxes]:
-        """The add boxes and keep boxes active at `time_s` seconds (None: a photo), each (N, 4) float32."""
-        return _boxes(r for r in self.add if r.active(time_s)), _boxes(r for r in self.keep if r.active(time_s))
+        """The add boxes and keep boxes active at `time_s` seconds (None: a photo), each (N, 4) float32;
+        moving regions are placed where their keyframes put them at that time."""
+        return _boxes(self.add, time_s), _boxes(self.keep, time_s)
+
+    def ellipses_at(self, time_s: float | None = None) -> npt.NDArray[np.bool_]:
+        """For each add box of `at(time_s)`, whether it is an ellipse (else a rectangle)."""
+        return np.array([r.shape is RegionShape.ellipse for r in self.add if r.active(time_s)], bool)
+
+    @property
+    def moving(self) -> bool:
+        """Whether any region follows keyframes (a video-only correction)."""
+        return any(r.keyframes for r in (*self.add, *self.keep))
 
     def check_fits(self, width: int, height: int, label: Path) -> None:
         """Refuse corrections made for a picture of another size, or add regions entirely outside it.
@@ -100,47 +99,25 @@ class Corrections:
             msg = f"{label}: sidecar is for a {self.size[0]}x{self.size[1]} picture, this one is {width}x{height}"
             raise CorrectionsError(msg)
         for region in self.add:
-            x1, y1, x2, y2 = region.box
+            x1, y1, x2, y2 = region.extent()
             if x2 <= 0 or y2 <= 0 or x1 >= width or y1 >= height:
-                msg = f"{label}: add region {list(region.box)} lies outside the {width}x{height} picture"
+                msg = f"{label}: add region {[x1, y1, x2, y2]} lies outside the {width}x{height} picture"
                 raise CorrectionsError(msg)
 
+    def check_photo(self, label: Path) -> None:
+        """Refuse regions that only make sense in a video (keyframes).
 
-def _boxes(regions: Any) -> Boxes:
-    rows = [r.box for r in regions]
+        Raises:
+            CorrectionsError: a region moves by keyframes.
+        """
+        if self.moving:
+            msg = f"{label}: a sidecar region has 'keyframes', which only apply to videos; give it a 'box'"
+            raise CorrectionsError(msg)
+
+
+def _boxes(regions: tuple[Region, ...], time_s: float | None) -> Boxes:
+    rows = [r.box_at(time_s) for r in regions if r.active(time_s)]
     return np.asarray(rows, np.float32).reshape(-1, 4)
-
-
-def _number(value: Any, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        msg = f"{what} must be a finite number, got {value!r}"
-        raise ValueError(msg)
-    return float(value)
-
-
-def _region(raw: Any, where: str) -> Region:
-    if not isinstance(raw, dict):
-        msg = f"{where} must be an object with a 'box'"
-        raise ValueError(msg)
-    unknown = set(raw) - _REGION_KEYS
-    if unknown:
-        msg = f"{where} has unknown key(s) {sorted(unknown)}"
-        raise ValueError(msg)
-    box = raw.get("box")
-    if not isinstance(box, list) or len(box) != 4:
-        msg = f"{where}: 'box' must be [x1, y1, x2, y2]"
-        raise ValueError(msg)
-    x1, y1, x2, y2 = (_number(v, f"{where} box") for v in box)
-    if x2 <= x1 or y2 <= y1:
-        msg = f"{where}: box {box} must have x2 > x1 and y2 > y1"
-        raise ValueError(msg)
-    start = None if raw.get("start") is None else _number(raw["start"], f"{where} start")
-    end = None if raw.get("end") is None else _number(raw["end"], f"{where} end")
-    if start is not None and end is not None and end < start:
-        msg = f"{where}: end {end} is before start {start}"
-        raise ValueError(msg)
-    label = raw.get("label", "")
-    return Region((x1, y1, x2, y2), str(label), start, end)
 
 
 def _regions(entry: dict[str, Any], key: str) -> tuple[Region, ...]:
@@ -148,7 +125,13 @@ def _regions(entry: dict[str, Any], key: str) -> tuple[Region, ...]:
     if not isinstance(raw, list):
         msg = f"'{key}' must be a list"
         raise ValueError(msg)
-    return tuple(_region(item, f"{key}[{i}]") for i, item in enumerate(raw))
+    regions = tuple(parse_region(item, f"{key}[{i}]") for i, item in enumerate(raw))
+    if key == "keep":
+        for i, region in enumerate(regions):
+            if region.shape is not RegionShape.box:
+                msg = f"keep[{i}]: keep regions are boxes (faces mostly inside one stay visible); drop 'shape'"
+                raise ValueError(msg)
+    return regions
 
 
 def _size(entry: dict[str, Any]) -> tuple[int, int] | None:
@@ -280,7 +263,7 @@ def sidecar_template(dets: Detections, size: tuple[int, int] | None) -> dict[str
         "note": "Boxes are x1, y1, x2, y2 in pixels of the upright picture. 'add': always masked "
         "(missed faces, name tags, badge numbers, tattoos). 'keep': faces mostly inside stay visible "
         "(consenting speakers, public officials). 'faces' is for reference only. For video, a region "
-        "may carry 'start' and 'end' in seconds.",
+        "may carry 'start' and 'end' in seconds, and 'keyframes' instead of 'box' to follow a moving target.",
         "size": None if size is None else list(size),
         "faces": dets.to_list(),
         "add": [],
@@ -307,6 +290,73 @@ def write_new_sidecar(media: Path, payload: dict[str, Any]) -> Path:
             fh.flush()
             os.fsync(fh.fileno())
         os.link(tmp, dest)  # fails if dest appeared meanwhile: never overwrites
+    except OSError as exc:
+        msg = f"{dest}: cannot write sidecar: {exc.strerror or exc}"
+        raise CorrectionsError(msg) from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+    return dest
+
+
+class SidecarChangedError(CorrectionsError):
+    """A sidecar changed on disk since it was read; it is not overwritten."""
+
+
+def sidecar_digest(media: Path) -> str:
+    """SHA-256 of `media`'s own sidecar as it is on disk now; "" when there is none.
+
+    Raises:
+        CorrectionsError: it exists but cannot be read (or is a link).
+    """
+    own = sidecar_paths(media)[0]
+    if not (own.exists() or own.is_symlink()):
+        return ""
+    try:
+        with open_regular(own) as fh:
+            return hashlib.sha256(fh.read(MAX_SIDECAR_BYTES + 1)).hexdigest()
+    except OSError as exc:
+        msg = f"{own}: cannot read sidecar: {exc.strerror or exc}"
+        raise CorrectionsError(msg) from exc
+
+
+def sidecar_payload(
+    add: list[Region], keep: list[Region], size: tuple[int, int] | None, base: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A per-file sidecar holding `add` and `keep`, keeping the other keys of `base` (an existing sidecar)."""
+    payload: dict[str, Any] = {"blur_sidecar": VERSION}
+    payload.update({k: v for k, v in (base or {}).items() if k in ("note", "faces", "size")})
+    if size is not None:
+        payload["size"] = list(size)
+    payload["add"] = [region_json(r) for r in add]
+    payload["keep"] = [region_json(r) for r in keep]
+    return payload
+
+
+def replace_sidecar(media: Path, payload: dict[str, Any], expected: str) -> Path:
+    """Write `media`'s own sidecar atomically, only if it is still the one whose digest was `expected`
+    ("" for none): a sidecar edited by someone else meanwhile is never overwritten silently.
+
+    Raises:
+        SidecarChangedError: it changed on disk (or appeared, or was deleted) since it was read.
+        CorrectionsError: the payload is not a valid sidecar, or it cannot be written.
+    """
+    dest = sidecar_paths(media)[0]
+    try:
+        parse_entry(payload)
+    except ValueError as exc:
+        raise CorrectionsError(f"{dest}: {exc}") from exc
+    data = (json.dumps(payload, indent=2) + "\n").encode()
+    tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if sidecar_digest(media) != expected:
+            msg = f"{dest}: changed on disk since it was loaded; not overwritten (reload to see the new version)"
+            raise SidecarChangedError(msg)
+        os.replace(tmp, dest)  # replaces a name, never writes through a link placed there
     except OSError as exc:
         msg = f"{dest}: cannot write sidecar: {exc.strerror or exc}"
         raise CorrectionsError(msg) from exc

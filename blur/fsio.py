@@ -1,4 +1,8 @@
-"""Atomic output files: written under a temporary name in the output folder, renamed when complete."""
+"""Atomic output files: written under a temporary name, renamed onto the final name when complete.
+
+The temporary file goes into a private scratch folder outside the output tree when one is given and
+lies on the same filesystem (so a killed run leaves nothing in the output folder), else beside the
+final name (a rename is atomic only within one filesystem)."""
 
 from __future__ import annotations
 
@@ -16,14 +20,29 @@ from blur.errors import MediaWriteError
 PARTIAL_SUFFIX = ".blur-partial"
 
 
-def temp_path_for(dest: Path) -> Path:
-    """A unique hidden temporary name beside `dest`, keeping its extension for encoders that need it."""
-    return dest.with_name(f".{dest.stem}.{secrets.token_hex(4)}{PARTIAL_SUFFIX}{dest.suffix}")
+def temp_path_for(dest: Path, scratch: Path | None = None) -> Path:
+    """A unique hidden temporary name for `dest`, keeping its extension for encoders that need it: in
+    `scratch` when given, else beside `dest`."""
+    name = f".{dest.stem}.{secrets.token_hex(4)}{PARTIAL_SUFFIX}{dest.suffix}"
+    return (scratch or dest.parent) / name
+
+
+def _usable_scratch(scratch: Path | None, folder: Path) -> Path | None:
+    """`scratch` if a file there can be renamed into `folder` (same filesystem), else None."""
+    if scratch is None:
+        return None
+    try:
+        return scratch if os.stat(scratch).st_dev == os.stat(folder).st_dev else None
+    except OSError:
+        return None
 
 
 @contextlib.contextmanager
-def atomic_output(dest: Path) -> Iterator[Path]:
+def atomic_output(dest: Path, scratch: Path | None = None) -> Iterator[Path]:
     """Yield a temporary path; on success fsync it and rename it onto `dest`, on error delete it.
+
+    The temporary path is in `scratch` (a private folder outside the output tree) when that is on
+    `dest`'s filesystem, else beside `dest`.
 
     Raises:
         MediaWriteError: the folder cannot be created or the rename fails.
@@ -33,7 +52,7 @@ def atomic_output(dest: Path) -> Iterator[Path]:
     except OSError as exc:
         msg = f"{dest.parent}: cannot create output folder: {exc.strerror or exc}"
         raise MediaWriteError(msg) from exc
-    tmp = temp_path_for(dest)
+    tmp = temp_path_for(dest, _usable_scratch(scratch, dest.parent))
     try:
         yield tmp
         with tmp.open("rb+") as fh:
@@ -59,14 +78,14 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-def write_bytes_atomic(dest: Path, data: bytes) -> None:
-    """Write `data` to `dest` atomically.
+def write_bytes_atomic(dest: Path, data: bytes, scratch: Path | None = None) -> None:
+    """Write `data` to `dest` atomically (the temporary file in `scratch` when possible).
 
     Raises:
         MediaWriteError: the disk is full, permission is denied or the rename fails.
     """
     try:
-        with atomic_output(dest) as tmp, tmp.open("xb") as fh:
+        with atomic_output(dest, scratch) as tmp, tmp.open("xb") as fh:
             fh.write(data)
     except OSError as exc:
         msg = f"{dest}: cannot write output: {exc.strerror or exc}"

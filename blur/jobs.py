@@ -24,7 +24,14 @@ class Plan(str, Enum):
 
 @dataclass(frozen=True, slots=True)
 class Job:
-    """One input file and its fate."""
+    """One input file and its fate.
+
+    Attributes:
+        scratch: a private folder outside the output tree for the temporary file of the atomic write
+            (used when it is on the output's filesystem; None: beside the output).
+        tracks: where a video's per-frame detections and tracks are recorded for the review app
+            (None: not recorded).
+    """
 
     source: Path
     output: Path | None
@@ -32,6 +39,8 @@ class Job:
     kind: Kind = Kind.unsupported
     format: str = ""
     reason: str = ""
+    scratch: Path | None = None
+    tracks: Path | None = None
 
 
 class Status(str, Enum):
@@ -51,6 +60,8 @@ class FileResult:
         flagged: faces the second pass still found on the anonymized picture and then masked too.
         frames: frames written (video only).
         tracks: face tracks (video only).
+        detections: every mask and kept face (photo), or a few frames per track (video), for reports.
+        track_spans: each track's id, first and last frame masked, best score (video only).
     """
 
     source: str
@@ -65,6 +76,7 @@ class FileResult:
     tracks: int | None = None
     notes: tuple[str, ...] = ()
     detections: tuple[dict[str, Any], ...] = field(default=())
+    track_spans: tuple[dict[str, Any], ...] = field(default=())
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
@@ -73,4 +85,36 @@ class FileResult:
         data["seconds"] = round(self.seconds, 3)
         data["notes"] = list(self.notes)
         data["detections"] = list(self.detections)
+        data["track_spans"] = list(self.track_spans)
         return data
+
+    @classmethod
+    def from_dict(cls, data: Any) -> FileResult:
+        """Read back what `to_dict` wrote (a report, a journal entry, a batch record).
+
+        Raises:
+            ValueError: it is not a file result.
+        """
+        if not isinstance(data, dict) or not isinstance(data.get("source"), str):
+            msg = "not a file result (expected an object with a 'source')"
+            raise ValueError(msg)
+        try:
+            output = data.get("output")
+            return cls(
+                source=data["source"],
+                status=Status(data.get("status", "failed")),
+                output=None if output is None else str(output),
+                kind=str(data.get("kind", "")),
+                reason=str(data.get("reason", "")),
+                faces=int(data.get("faces", 0)),
+                flagged=int(data.get("flagged", 0)),
+                seconds=float(data.get("seconds", 0.0)),
+                frames=None if data.get("frames") is None else int(data["frames"]),
+                tracks=None if data.get("tracks") is None else int(data["tracks"]),
+                notes=tuple(str(n) for n in data.get("notes", [])),
+                detections=tuple(d for d in data.get("detections", []) if isinstance(d, dict)),
+                track_spans=tuple(d for d in data.get("track_spans", []) if isinstance(d, dict)),
+            )
+        except (TypeError, ValueError) as exc:
+            msg = f"{data['source']}: malformed file result ({exc})"
+            raise ValueError(msg) from exc

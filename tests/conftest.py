@@ -19,6 +19,16 @@ ASTRO_FACE = (175, 54, 275, 180)
 """The astronaut's face (x1, y1, x2, y2) in scikit-image's 512×512 portrait."""
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Point the user state directory at a temporary folder for the whole session (module fixtures
+    included, and the subprocesses tests start): tests never write into the real home."""
+    home = tmp_path_factory.mktemp("state-home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_STATE_HOME", str(home))
+        yield home
+
+
 @pytest.fixture(scope="session")
 def astro() -> Frame:
     """The public-domain astronaut portrait, RGB."""

@@ -299,9 +299,12 @@ class TestCommand:
         assert runner.invoke(app, ["audit", str(tmp_path / "missing.jpg")]).exit_code == 2
 
     def test_blur_working_files_flagged(self, tmp_path: Path, runner: CliRunner) -> None:
-        """Sidecars, journals, reports, review pages and temporary outputs are flagged: they must not be published."""
+        """Sidecars, journals, batch and video records, reports, review pages and temporary outputs are flagged
+        wherever they are found (say, a state folder copied into what is published)."""
         (tmp_path / "a.jpg.blur.json").write_text('{"blur_sidecar": 1, "add": [], "keep": []}')
         (tmp_path / ".blur-journal.jsonl").write_text("{}\n")
+        (tmp_path / "state.json").write_text('{"blur_batch": 1, "files": []}')
+        (tmp_path / "0123abcd.blur-tracks.npz").write_bytes(b"PK\x03\x04")
         (tmp_path / "report.json").write_text('{"blur_version": "0", "files": []}')
         (tmp_path / "review.html").write_text('<meta name="generator" content="blur review page">')
         (tmp_path / ".a.0123abcd.blur-partial.jpg").write_bytes(b"\xff\xd8")
@@ -311,6 +314,8 @@ class TestCommand:
         assert flagged == {
             "a.jpg.blur.json",
             ".blur-journal.jsonl",
+            "state.json",
+            "0123abcd.blur-tracks.npz",
             "report.json",
             "review.html",
             ".a.0123abcd.blur-partial.jpg",
@@ -342,7 +347,7 @@ def test_blur_outputs_pass_audit(dirty: Path, tmp_path: Path, runner: CliRunner,
     out = tmp_path / "out"
     made = runner.invoke(app, ["anonymize", str(src), "-o", str(out), "-j", "1", "-q"])
     assert made.exit_code == 0, made.output
-    assert not (out / ".blur-journal.jsonl").exists(), "a finished batch leaves no journal"
+    assert not [p for p in out.iterdir() if p.name.startswith(".")], "nothing of blur's own in the output folder"
     audit = runner.invoke(app, ["audit", "--every", "2", "--json", str(out)])
     data = json.loads(audit.stdout)
     problems = {f["path"]: f["findings"] or f["reason"] for f in data["files"] if f["verdict"] != "clean"}

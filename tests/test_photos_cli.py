@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from blur.batch.state import default_state_dir
 from blur.batch.workfiles import JOURNAL_NAME
 from blur.cli import app
 from blur.sample import SAMPLE_COMMENT, SAMPLE_SERIAL, crowd, jpeg_with_metadata, png_with_text
@@ -184,9 +185,9 @@ class TestBatch:
         code, output = _anonymize(runner, str(src), "-o", str(out), "--report", str(report))
         assert code == 1, output
         assert tree_hashes(src) == before, "an input changed"
-        made = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file() and p.name != JOURNAL_NAME)
-        assert made == ["-rf.jpg", "day1/a.jpg", "day1/cam2/b.png"]
-        assert (out / JOURNAL_NAME).is_file(), "an unfinished batch keeps its resume journal"
+        made = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+        assert made == ["-rf.jpg", "day1/a.jpg", "day1/cam2/b.png"], "nothing of blur's own in the output folder"
+        assert (default_state_dir(out) / JOURNAL_NAME).is_file(), "an unfinished batch keeps its resume journal"
         assert "truncated.jpg" in output and "failed" in output
         data = json.loads(report.read_text())
         by_name = {Path(f["source"]).name: f for f in data["files"]}

@@ -18,6 +18,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from blur.batch.journal import Journal, clean_partials, locked, sha256_file
+from blur.batch.state import default_state_dir
 from blur.batch.workfiles import JOURNAL_NAME
 from blur.cli import app
 from blur.config import Settings
@@ -36,11 +37,16 @@ def _ok(job: Job) -> FileResult:
     )
 
 
+def _journal(out: Path, settings: Settings | None = None, *, fresh: bool = False) -> Journal:
+    return Journal(out, settings or Settings(), out.parent / "state" / JOURNAL_NAME, fresh=fresh)
+
+
 @pytest.fixture
 def pair(tmp_path: Path, astro: np.ndarray) -> tuple[Job, Path]:
     """A source photo, its (already written) output, and the output folder."""
     (tmp_path / "in").mkdir()
     (tmp_path / "out").mkdir()
+    (tmp_path / "state").mkdir()
     Image.fromarray(astro).save(tmp_path / "in" / "a.png")
     Image.fromarray(astro[::-1]).save(tmp_path / "out" / "a.png")
     return _job(tmp_path / "in" / "a.png", tmp_path / "out" / "a.png"), tmp_path / "out"
@@ -50,37 +56,37 @@ class TestJournal:
     def test_finished_only_when_everything_matches(self, pair: tuple[Job, Path]) -> None:
         """A recorded output is skipped until its bytes, its source, its sidecar or the settings change."""
         job, out = pair
-        Journal(out, Settings()).record(job, _ok(job))
-        resumed = Journal(out, Settings()).finished(job)
+        _journal(out).record(job, _ok(job))
+        resumed = _journal(out).finished(job)
         assert resumed is not None and resumed.faces == 1 and "resumed" in resumed.notes[-1]
-        assert Journal(out, replace(Settings(), jpeg_quality=80)).finished(job) is None, "other settings"
-        assert Journal(out, Settings(), fresh=True).finished(job) is None, "--force"
-        Journal(out, Settings()).record(job, _ok(job))
+        assert _journal(out, replace(Settings(), jpeg_quality=80)).finished(job) is None, "other settings"
+        assert _journal(out, fresh=True).finished(job) is None, "--force"
+        _journal(out).record(job, _ok(job))
         sidecar = job.source.with_name("a.png.blur.json")
         sidecar.write_text('{"blur_sidecar": 1, "add": []}')
-        assert Journal(out, Settings()).finished(job) is None, "a sidecar appeared"
+        assert _journal(out).finished(job) is None, "a sidecar appeared"
         sidecar.unlink()
         assert job.output is not None
         with job.output.open("ab") as fh:
             fh.write(b"\0")
-        assert Journal(out, Settings()).finished(job) is None, "the output changed"
+        assert _journal(out).finished(job) is None, "the output changed"
 
     def test_changed_source_and_torn_line(self, pair: tuple[Job, Path]) -> None:
         """A changed source is redone; a half-written last journal line (a kill mid-append) is ignored."""
         job, out = pair
-        Journal(out, Settings()).record(job, _ok(job))
-        with (out / JOURNAL_NAME).open("a") as fh:
+        _journal(out).record(job, _ok(job))
+        with (out.parent / "state" / JOURNAL_NAME).open("a") as fh:
             fh.write('{"output": "b.png", "output_sha')
-        assert Journal(out, Settings()).finished(job) is not None
+        assert _journal(out).finished(job) is not None
         with job.source.open("ab") as fh:
             fh.write(b"\0")
-        assert Journal(out, Settings()).finished(job) is None
+        assert _journal(out).finished(job) is None
 
     def test_no_capture_times_recorded(self, pair: tuple[Job, Path]) -> None:
         """The journal holds sizes and hashes, never a source's modification time (usually its capture time)."""
         job, out = pair
-        Journal(out, Settings()).record(job, _ok(job))
-        entry = json.loads((out / JOURNAL_NAME).read_text())
+        _journal(out).record(job, _ok(job))
+        entry = json.loads((out.parent / "state" / JOURNAL_NAME).read_text())
         assert entry["source_sha256"] == sha256_file(job.source)
         assert not [k for k in entry if "time" in k]
 
@@ -117,7 +123,10 @@ def _check_invariants(out: Path, face: tuple[int, int, int, int]) -> dict[str, t
             pixels = np.asarray(image.convert("RGB"))
         x1, y1, x2, y2 = face
         assert (pixels[y1:y2, x1:x2] == 0).all(), f"{path.name}: face not filled"
-    journal = out / JOURNAL_NAME
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")] if out.exists() else True, (
+        "a killed run leaves no working file in the output folder"
+    )
+    journal = default_state_dir(out) / JOURNAL_NAME
     lines = journal.read_text().splitlines() if journal.exists() else []
     recorded = {}
     for line in lines:

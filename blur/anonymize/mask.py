@@ -75,10 +75,20 @@ def paste(mask: Mask, pieces: list[Piece]) -> Mask:
     return mask
 
 
-def region_pieces(boxes: npt.NDArray[np.float32], height: int, width: int, align: int = 1) -> list[Piece]:
-    """Extra rectangular regions (manual corrections) as mask pieces, windows aligned like `mask_pieces`'."""
+def region_pieces(
+    boxes: npt.NDArray[np.float32],
+    height: int,
+    width: int,
+    align: int = 1,
+    ellipse: npt.NDArray[np.bool_] | None = None,
+) -> list[Piece]:
+    """Extra regions (manual corrections) as mask pieces, windows aligned like `mask_pieces`'.
+
+    Each is the rectangle `boxes[i]`, or the ellipse inscribed in it where `ellipse[i]` is True (its
+    outline rounded outwards, so the ellipse drawn is never smaller than the one asked for).
+    """
     pieces: list[Piece] = []
-    for x1, y1, x2, y2 in boxes:
+    for i, (x1, y1, x2, y2) in enumerate(boxes):
         xa, ya = max(0, int(np.floor(x1))), max(0, int(np.floor(y1)))
         xb, yb = min(width, int(np.ceil(x2))), min(height, int(np.ceil(y2)))
         if xb <= xa or yb <= ya:
@@ -86,11 +96,19 @@ def region_pieces(boxes: npt.NDArray[np.float32], height: int, width: int, align
         x0, y0 = xa // align * align, ya // align * align
         x1_, y1_ = min(width, -(-xb // align) * align), min(height, -(-yb // align) * align)
         piece = np.zeros((y1_ - y0, x1_ - x0), bool)
-        piece[ya - y0 : yb - y0, xa - x0 : xb - x0] = True
+        if ellipse is not None and bool(ellipse[i]):
+            canvas = np.zeros(piece.shape, np.uint8)
+            centre = (round((x1 + x2) / 2 - x0), round((y1 + y2) / 2 - y0))
+            axes = (int(np.ceil((x2 - x1) / 2)), int(np.ceil((y2 - y1) / 2)))
+            cv2.ellipse(canvas, centre, axes, 0, 0, 360, 255, thickness=-1)
+            piece = canvas.astype(bool)
+        else:
+            piece[ya - y0 : yb - y0, xa - x0 : xb - x0] = True
         pieces.append((x0, y0, x1_, y1_, piece))
     return pieces
 
 
-def add_regions(mask: Mask, boxes: npt.NDArray[np.float32]) -> Mask:
-    """Return `mask` with extra rectangular regions (manual corrections) set."""
-    return paste(mask.copy(), region_pieces(boxes, *mask.shape))
+def add_regions(mask: Mask, boxes: npt.NDArray[np.float32], ellipse: npt.NDArray[np.bool_] | None = None) -> Mask:
+    """Return `mask` with extra regions (manual corrections: rectangles, or ellipses where `ellipse`) set."""
+    height, width = mask.shape
+    return paste(mask.copy(), region_pieces(boxes, height, width, ellipse=ellipse))

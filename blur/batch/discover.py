@@ -49,10 +49,10 @@ def _classify(source: Path) -> tuple[Plan, Sniffed, str]:
     return Plan.process, actual, ""
 
 
-def _walk(root: Path, exclude: Path) -> list[Path]:
+def _walk(root: Path, exclude: tuple[Path, ...]) -> list[Path]:
     """Every entry below `root`, sorted, not descending into linked folders or into `exclude`."""
     found: list[Path] = []
-    excluded = exclude.resolve()
+    excluded = {e.resolve() for e in exclude}
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         here = Path(dirpath)
         keep: list[str] = []
@@ -60,7 +60,7 @@ def _walk(root: Path, exclude: Path) -> list[Path]:
             sub = here / name
             if sub.is_symlink():
                 found.append(sub)  # reported as skipped, never followed
-            elif sub.resolve() != excluded:
+            elif sub.resolve() not in excluded:
                 keep.append(name)
         dirnames[:] = keep
         # Correction sidecars belong to their photos: applied, never processed, listed or copied.
@@ -85,12 +85,14 @@ def _job(source: Path, output: Path, inputs: set[Path]) -> Job:
     return Job(source, output if plan is Plan.process else None, plan, sniffed.kind, sniffed.format, reason)
 
 
-def discover(paths: list[Path], out_dir: Path) -> list[Job]:
-    """Expand input files and folders into jobs whose outputs mirror each input folder under `out_dir`."""
+def discover(paths: list[Path], out_dir: Path, exclude: tuple[Path, ...] = ()) -> list[Job]:
+    """Expand input files and folders into jobs whose outputs mirror each input folder under `out_dir`.
+
+    Folders are never walked into `out_dir` or `exclude` (the state folder)."""
     pairs: list[tuple[Path, Path]] = []
     for path in paths:
         if path.is_dir() and not path.is_symlink():
-            for entry in _walk(path, out_dir):
+            for entry in _walk(path, (out_dir, *exclude)):
                 pairs.append((entry, out_dir / entry.relative_to(path)))
         else:
             pairs.append((path, out_dir / path.name))

@@ -1,14 +1,15 @@
 """Resume an interrupted batch: a journal of finished outputs, and cleanup of a killed run's leftovers.
 
-After each output is renamed into place, one JSON line is appended (and fsynced) to
-`OUTPUT/.blur-journal.jsonl`: the output's relative name, size and SHA-256, the source's size and
+After each output is renamed into place, one JSON line is appended (and fsynced) to the journal in
+the output folder's state folder (`blur.batch.state`, never inside the output folder, which must stay
+publishable as it is): the output's relative name, size and SHA-256, the source's size and
 SHA-256, the SHA-256 of its correction sidecars, a fingerprint of the settings, and the result. On a
 re-run an output is skipped only if its entry matches all of these and the output file on disk still
 hashes to the recorded value; anything else is redone (the new output atomically replaces the old).
 
 Modification times are deliberately not recorded (a source's mtime is usually its capture time). The
 journal holds hashes of the originals and face positions, so it is deleted as soon as a batch ends
-with every file done; `blur audit` reports one left behind.
+with every file done; `blur audit` reports one found anywhere.
 """
 
 from __future__ import annotations
@@ -21,12 +22,11 @@ import os
 import re
 import stat
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from blur import __version__
-from blur.batch.workfiles import JOURNAL_NAME
 from blur.config import Settings
 from blur.corrections import sidecar_paths
 from blur.fsio import PARTIAL_SUFFIX, open_regular
@@ -111,9 +111,9 @@ class _Source:
 class Journal:
     """The finished outputs of one output folder, for one set of settings."""
 
-    def __init__(self, root: Path, settings: Settings, *, fresh: bool = False) -> None:
+    def __init__(self, root: Path, settings: Settings, path: Path, *, fresh: bool = False) -> None:
         self.root = root
-        self.path = root / JOURNAL_NAME
+        self.path = path
         self.key = settings_key(settings)
         self._entries: dict[str, dict[str, Any]] = {} if fresh else self._load()
         self._sources: dict[str, _Source] = {}
@@ -205,24 +205,16 @@ def _result(data: Any, job: Job) -> FileResult | None:
     if not isinstance(data, dict):
         return None
     try:
-        return FileResult(
-            source=str(job.source),
-            status=Status.ok,
-            output=str(job.output),
-            kind=str(data.get("kind", "")),
-            reason="",
-            faces=int(data.get("faces", 0)),
-            flagged=int(data.get("flagged", 0)),
-            frames=data.get("frames"),
-            tracks=data.get("tracks"),
-            notes=(
-                *tuple(str(n) for n in data.get("notes", [])),
-                "resumed: output of an earlier run, verified by SHA-256",
-            ),
-            detections=tuple(d for d in data.get("detections", []) if isinstance(d, dict)),
-        )
-    except (TypeError, ValueError):
+        recorded = FileResult.from_dict({**data, "source": str(job.source)})
+    except ValueError:
         return None
+    return replace(
+        recorded,
+        status=Status.ok,
+        output=str(job.output),
+        reason="",
+        notes=(*recorded.notes, "resumed: output of an earlier run, verified by SHA-256"),
+    )
 
 
 def split_finished(jobs: list[Job], journal: Journal) -> tuple[list[Job], dict[Path, FileResult]]:

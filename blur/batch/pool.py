@@ -45,8 +45,9 @@ def _guarded(job: Job, engine: Engine, on_frames: OnFrames | None = None) -> Fil
         return process_photo(job, engine)
     except Exception as exc:  # noqa: BLE001 - fail closed on anything unforeseen
         if job.output is not None:
-            for partial in job.output.parent.glob(f".{job.output.stem}.*.blur-partial*"):
-                partial.unlink(missing_ok=True)
+            for folder in (job.output.parent, job.scratch):
+                for partial in folder.glob(f".{job.output.stem}.*.blur-partial*") if folder else ():
+                    partial.unlink(missing_ok=True)
         reason = f"{job.source}: internal error ({type(exc).__name__}: {exc}); no output written"
         return FileResult(
             source=str(job.source),

@@ -14,7 +14,17 @@ from blur.corrections import SIDECAR_SUFFIX
 from blur.fsio import PARTIAL_SUFFIX, open_regular
 
 JOURNAL_NAME = ".blur-journal.jsonl"
-"""The resume journal kept in the output folder while a batch is unfinished."""
+"""The resume journal, kept in the state folder while a batch is unfinished (older versions of blur
+kept it in the output folder)."""
+
+BATCH_RECORD_NAME = "blur-batch.json"
+"""The batch record in the state folder: what the review app needs (sources, outputs, detections)."""
+
+BATCH_RECORD_KEY = "blur_batch"
+"""The key that marks a batch record's JSON."""
+
+TRACKS_SUFFIX = ".blur-tracks.npz"
+"""A video's detections and tracks, in the state folder."""
 
 REVIEW_GENERATOR = "blur review page"
 """The `<meta name="generator">` of review pages, so `blur audit` can recognise one."""
@@ -39,26 +49,34 @@ def working_file_kind(path: Path) -> str | None:
         return "correction sidecar (lists where faces and other regions are)"
     if name == JOURNAL_NAME:
         return "blur resume journal (holds SHA-256 hashes of the originals and face positions)"
+    if name.endswith(TRACKS_SUFFIX):
+        return "blur video detection record (face positions on every frame)"
     if PARTIAL_SUFFIX in name:
         return "unfinished temporary output of an interrupted blur run"
     suffix = path.suffix.lower()
     if suffix == ".json":
-        return "blur report (lists source paths and face positions)" if _is_report(path) else None
+        return _json_kind(path)
     if suffix in (".html", ".htm"):
         return "blur review page (shows where faces were masked)" if _is_review(path) else None
     return None
 
 
-def _is_report(path: Path) -> bool:
+def _json_kind(path: Path) -> str | None:
     try:
         with open_regular(path) as fh:
             raw = fh.read(_MAX_REPORT_BYTES + 1)
         if len(raw) > _MAX_REPORT_BYTES:
-            return False
+            return None
         data = json.loads(raw)
-    except (OSError, ValueError):
-        return False
-    return isinstance(data, dict) and "blur_version" in data and "files" in data
+    except (OSError, ValueError, RecursionError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    if BATCH_RECORD_KEY in data:
+        return "blur batch record (source paths, face positions, settings)"
+    if "blur_version" in data and "files" in data:
+        return "blur report (lists source paths and face positions)"
+    return None
 
 
 def _is_review(path: Path) -> bool:

@@ -17,8 +17,11 @@ from blur import __version__
 from blur.batch.discover import discover
 from blur.batch.journal import BusyError, Journal, clean_partials, locked, merge, split_finished
 from blur.batch.pool import BatchOptions, run_batch
+from blur.batch.record import BatchRecord, write_record
 from blur.batch.report import summarise, write_report
-from blur.config import Settings
+from blur.batch.state import StateDir, attach, clean_scratch, inside, open_state
+from blur.batch.workfiles import JOURNAL_NAME
+from blur.config import Settings, settings_dict
 from blur.engine import Engine, build_engine
 from blur.errors import BlurError
 from blur.jobs import FileResult, Job, Plan, Status
@@ -59,37 +62,86 @@ def run_anonymize(
     html: Path | None = None,
     html_with_originals: bool = False,
     force: bool = False,
+    state_dir: Path | None = None,
 ) -> int:
     """Anonymize a batch; return the exit status (0 all ok, 1 any failure, 2 usage error).
 
     Outputs already completed by an interrupted earlier run into `output` are verified against the
     journal and kept (unless `force`); temporary files a killed run left behind are removed first.
+    Working files (journal, batch record, temporary files) go to the state folder (`state_dir`, or
+    the user state directory), never into `output`.
     """
-    problem = _usage_problem(paths, output) or _html_problem(html, paths)
+    problem = (
+        _usage_problem(paths, output) or _html_problem(html, paths) or _inside_output(output, report, html, state_dir)
+    )
     if problem:
         console.print(f"[red]error:[/red] {_safe(problem)}")
         return 2
     start = time.perf_counter()
     try:
+        state = open_state(output, state_dir)
+    except BlurError as exc:
+        console.print(f"[red]error:[/red] {_safe(str(exc))}")
+        return 1
+    try:
         engine = build_engine(settings)
     except (BlurError, ValueError) as exc:
         console.print(f"[red]error:[/red] cannot load the detector: {_safe(str(exc))}")
         return 1
-    job_list = discover(paths, output)
+    job_list = attach(discover(paths, output, (state.path,)), state)
+    meta = _meta(settings, engine.detector)
     try:
         with locked(output):
+            _clean(output, state, console)
             results = _resumable(
-                job_list, output, settings, engine, jobs=jobs, quiet=quiet, console=console, force=force
+                job_list, output, state, settings, engine, jobs=jobs, quiet=quiet, console=console, force=force
             )
+            record = BatchRecord(output, settings, tuple(results), report, html, html_with_originals, meta)
+            _write_record(state, record, console)
     except (BusyError, OSError) as exc:
         console.print(f"[red]error:[/red] {_safe(str(exc))}")
         return 1
     summary = summarise(results, time.perf_counter() - start)
-    written = _write_report(report, results, summary, _meta(settings, engine.detector), console)
+    written = _write_report(report, results, summary, meta, console)
     if html is not None:
         written = _write_review(html, results, settings, html_with_originals, console) and written
     _print_summary(results, summary, output, console)
     return 1 if summary.failed or not written else 0
+
+
+def _inside_output(output: Path, report: Path | None, html: Path | None, state: Path | None) -> str | None:
+    """Refuse working files asked for inside the output folder: it must stay publishable as it is."""
+    for option, path in (("--report", report), ("--html", html), ("--state", state)):
+        if path is not None and inside(path, output):
+            return (
+                f"{option} {path} lies inside the output folder {output}; it records where the faces are and "
+                "would be published with it: put it elsewhere"
+            )
+    return None
+
+
+def _clean(output: Path, state: StateDir, console: Console) -> None:
+    """Remove what a killed or older run left: temporary files, and an older blur's journal in the output folder."""
+    removed = clean_partials(output) + clean_scratch(state)
+    if removed:
+        console.print(f"[dim]removed {len(removed)} unfinished temporary file(s) left by an interrupted run[/dim]")
+    legacy = output / JOURNAL_NAME
+    if legacy.exists() or legacy.is_symlink():
+        legacy.unlink()
+        console.print(
+            "[dim]removed the resume journal an older blur left in the output folder "
+            f"(working files now live in {_safe(str(state.path))})[/dim]"
+        )
+
+
+def _write_record(state: StateDir, record: BatchRecord, console: Console) -> None:
+    try:
+        write_record(state.record, record)
+    except OSError as exc:
+        console.print(
+            f"[yellow]warning:[/yellow] cannot record the batch for `blur review` in {_safe(str(state.path))}: "
+            f"{_safe(str(exc))}"
+        )
 
 
 def _print_summary(results: list[FileResult], summary: Any, output: Path, console: Console) -> None:
@@ -121,6 +173,7 @@ def _write_report(
 def _resumable(
     job_list: list[Job],
     output: Path,
+    state: StateDir,
     settings: Settings,
     engine: Engine,
     *,
@@ -129,11 +182,8 @@ def _resumable(
     console: Console,
     force: bool,
 ) -> list[FileResult]:
-    """Clean a killed run's leftovers, skip verified finished outputs, run the rest, keep the journal."""
-    removed = clean_partials(output)
-    if removed:
-        console.print(f"[dim]removed {len(removed)} unfinished temporary file(s) left by an interrupted run[/dim]")
-    journal = Journal(output, settings, fresh=force)
+    """Skip verified finished outputs, run the rest, keep the journal (in the state folder)."""
+    journal = Journal(output, settings, state.journal, fresh=force)
     pending, done = split_finished(job_list, journal)
     if done:
         console.print(
@@ -242,4 +292,5 @@ def _meta(settings: Settings, detector: Any) -> dict[str, Any]:
         "multiscale": settings.detector.multiscale,
         "verify": settings.verify,
         "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores",
+        "settings": settings_dict(settings),
     }

@@ -60,6 +60,16 @@ ProviderOpt = Annotated[
 ]
 
 
+StateOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--state",
+        help="Folder for blur's working files (resume journal, what `blur review` needs); default: the user "
+        "state directory. Never inside the output folder.",
+    ),
+]
+
+
 def _detector_config(
     backend: Backend, threshold: float | None, multiscale: bool, ep: list[str] | None
 ) -> DetectorConfig:
@@ -108,6 +118,7 @@ def anonymize(
     force: Annotated[
         bool, typer.Option("--force", help="Redo every file, even outputs an interrupted earlier run completed.")
     ] = False,
+    state: StateOpt = None,
 ) -> None:
     """Anonymize every face in PATHS and write clean copies under --output.
 
@@ -137,6 +148,7 @@ def anonymize(
         html=html,
         html_with_originals=html_with_originals,
         force=force,
+        state_dir=state,
     )
     raise typer.Exit(code)
 

@@ -1,4 +1,8 @@
-"""One photo, start to finish: read, detect, apply sidecar corrections, mask, verify, write. No printing."""
+"""One photo, start to finish: read, detect, apply sidecar corrections, mask, verify, write. No printing.
+
+The review app re-renders a photo with the detections recorded by the batch (`found`): the same
+steps without a new detection run, so the output is what `blur anonymize` would write with the
+same sidecar."""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from blur.anonymize.mask import add_regions
 from blur.corrections import Boxes, Corrections, load_corrections, split_kept
@@ -19,7 +24,9 @@ from blur.photo.frame import Anonymized, anonymize_frame
 from blur.types import Detections
 
 
-def _listed(result: Anonymized, kept: Detections, added: Boxes) -> tuple[dict[str, Any], ...]:
+def _listed(
+    result: Anonymized, kept: Detections, added: Boxes, ellipses: npt.NDArray[np.bool_]
+) -> tuple[dict[str, Any], ...]:
     """Every mask and kept face for the report: detector, second pass, sidecar additions, kept visible."""
     rows: list[dict[str, Any]] = []
     for dets, second, is_kept in (
@@ -28,9 +35,16 @@ def _listed(result: Anonymized, kept: Detections, added: Boxes) -> tuple[dict[st
         (kept, False, True),
     ):
         rows += [{**d, "second_pass": second, "kept": is_kept, "added": False} for d in dets.to_list()]
-    for box in added.tolist():
+    for box, ellipse in zip(added.tolist(), ellipses.tolist(), strict=True):
         rows.append(
-            {"box": [round(v, 1) for v in box], "score": 1.0, "second_pass": False, "kept": False, "added": True}
+            {
+                "box": [round(v, 1) for v in box],
+                "score": 1.0,
+                "second_pass": False,
+                "kept": False,
+                "added": True,
+                **({"shape": "ellipse"} if ellipse else {}),
+            }
         )
     return tuple(rows)
 
@@ -47,8 +61,19 @@ def _correction_notes(corrections: Corrections, kept: Detections, added: Boxes) 
     return notes
 
 
-def process_photo(job: Job, engine: Engine) -> FileResult:
-    """Read, detect, apply sidecar corrections, mask, verify and write one photo; any failure leaves no output."""
+def first_pass(detections: tuple[dict[str, Any], ...] | list[dict[str, Any]]) -> Detections:
+    """The detector's own faces among a result's listed detections (masked or kept; not second-pass or added)."""
+    rows = [d for d in detections if not d.get("second_pass") and not d.get("added")]
+    boxes = [d["box"] for d in rows]
+    return Detections.from_arrays(boxes, [d.get("score", 1.0) for d in rows])
+
+
+def process_photo(job: Job, engine: Engine, found: Detections | None = None) -> FileResult:
+    """Read, detect, apply sidecar corrections, mask, verify and write one photo; any failure leaves no output.
+
+    `found`: the detector's faces recorded by an earlier run (re-rendering); None runs the detector.
+    The second pass always runs: it looks at the new picture, and it is what a batch would do.
+    """
     start = time.perf_counter()
     base = FileResult(source=str(job.source), status=Status.failed, kind="image")
     if job.output is None:
@@ -58,12 +83,13 @@ def process_photo(job: Job, engine: Engine) -> FileResult:
         photo = read_photo(job.source, job.format)
         h, w = photo.rgb.shape[:2]
         corrections.check_fits(w, h, job.source)
+        corrections.check_photo(job.source)
         added, keep = corrections.at(None)
-        dets, kept = split_kept(engine.detector.detect(photo.rgb), keep)
-        extra = add_regions(np.zeros((h, w), bool), added) if len(added) else None
+        dets, kept = split_kept(engine.detector.detect(photo.rgb) if found is None else found, keep)
+        extra = add_regions(np.zeros((h, w), bool), added, corrections.ellipses_at(None)) if len(added) else None
         result = anonymize_frame(photo.rgb, dets, engine, extra=extra, keep=keep)
         data = encode_photo(result.frame, photo.alpha, job.format, engine.settings.jpeg_quality)
-        write_bytes_atomic(job.output, data)
+        write_bytes_atomic(job.output, data, job.scratch)
     except BlurError as exc:
         return replace(base, reason=str(exc), seconds=time.perf_counter() - start)
     return replace(
@@ -74,5 +100,5 @@ def process_photo(job: Job, engine: Engine) -> FileResult:
         flagged=len(result.flagged),
         seconds=time.perf_counter() - start,
         notes=photo.notes + tuple(_correction_notes(corrections, kept, added)),
-        detections=_listed(result, kept, added),
+        detections=_listed(result, kept, added, corrections.ellipses_at(None)),
     )

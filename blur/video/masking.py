@@ -49,18 +49,24 @@ def mask_planes(planes: Planes, mask: Mask, cfg: MaskConfig, colorspace: int) ->
 
 
 def mask_frame(
-    planes: Planes, boxes: Detections, add: npt.NDArray[np.float32] | None, cfg: MaskConfig, colorspace: int
+    planes: Planes,
+    boxes: Detections,
+    add: npt.NDArray[np.float32] | None,
+    cfg: MaskConfig,
+    colorspace: int,
+    ellipse: npt.NDArray[np.bool_] | None = None,
 ) -> Planes:
-    """Mask the head regions of `boxes` and the rectangles `add` (sidecar corrections) in a 4:2:0 frame
-    whose colour matrix is `colorspace`; a solid fill is painted into `planes` in place."""
+    """Mask the head regions of `boxes` and the regions `add` (sidecar corrections: rectangles, or
+    ellipses where `ellipse`) in a 4:2:0 frame whose colour matrix is `colorspace`; a solid fill is
+    painted into `planes` in place."""
     w, h = planes.width, planes.height
     boxes = boxes.clipped(w, h)
     if cfg.mode is not MaskMode.fill:
         mask = build_mask(boxes, h, w, cfg)
-        return mask_planes(planes, mask if add is None else add_regions(mask, add), cfg, colorspace)
+        return mask_planes(planes, mask if add is None else add_regions(mask, add, ellipse), cfg, colorspace)
     # Each face is rasterised in its own window, not over the whole frame: a 1080p frame with 20
     # faces costs the faces' area (the full-frame mask took most of the main thread's time).
     pieces = mask_pieces(boxes, h, w, cfg, align=2)
     if add is not None:
-        pieces += region_pieces(add, h, w, align=2)
+        pieces += region_pieces(add, h, w, align=2, ellipse=ellipse)
     return fill_planes(planes, pieces, yuv_of(tuple(cfg.colour), colorspace))

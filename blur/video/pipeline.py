@@ -23,6 +23,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from blur.corrections import load_corrections
 from blur.errors import BlurError, MediaReadError, MediaWriteError
 from blur.fsio import atomic_output
@@ -39,6 +41,7 @@ from blur.media.video_read import (
 from blur.media.video_write import OutputPlan, VideoWriter, choose_audio, encode_spec, verify_output
 from blur.video.memory import check_memory
 from blur.video.options import VideoOptions
+from blur.video.record import DetectionLog, VideoRecord
 from blur.video.run import Progress, Run
 from blur.video.threads import Worker
 
@@ -60,6 +63,8 @@ class VideoStats:
     peak_window: int = 0
     samples: tuple[dict[str, Any], ...] = ()
     """A few frames per track (and of kept and added regions) with their boxes, for the review page."""
+    log: DetectionLog | None = None
+    """Every frame's detections and track boxes, for the review app's timeline and re-renders."""
 
 
 def _first_frame(
@@ -84,10 +89,12 @@ def anonymize_video(
     progress: Progress | None = None,
     *,
     label: Path | None = None,
+    replay: VideoRecord | None = None,
 ) -> VideoStats:
     """Write an anonymized copy of `source` (container `fmt`) to `dest`.
 
     `dest` is written in place: callers wrap it in `atomic_output`. `label` names the output in errors.
+    `replay`: re-render with the detections of this record (no detection run).
 
     Raises:
         BlurError: the input cannot be read completely, the output cannot be written, or the
@@ -109,8 +116,11 @@ def anonymize_video(
         corrections.check_fits(info.width, info.height, source)
         plan = OutputPlan(fmt, info, encode_spec(fmt, settings.video_crf), mode, audio_stream(container))
         writer = VideoWriter(dest, plan, label=label)
-        run = Run(source, info, items, engine, options, corrections)
+        run = Run(source, info, items, engine, options, corrections, replay)
         written = _drive(run, writer, read, progress)
+    if replay is not None and written != replay.frames:
+        msg = f"{source}: has {written} frames, {replay.frames} when it was anonymized; the source changed"
+        raise MediaReadError(msg)
     verify_output(dest, fmt, frames=written, audio=mode != "none", label=label)
     notes = list(info.notes)
     if run.prepare.timeline.adjusted:
@@ -118,7 +128,14 @@ def anonymize_video(
     if mode == "encode":
         notes.append("audio re-encoded: the container cannot hold the original codec")
     return VideoStats(
-        written, run.faces, run.tracker.total_tracks, mode, tuple(notes), run.peak_window, tuple(run.samples.picks())
+        written,
+        run.faces,
+        run.tracker.total_tracks,
+        mode,
+        tuple(notes),
+        run.peak_window,
+        tuple(run.samples.picks()),
+        run.log,
     )
 
 
@@ -155,10 +172,32 @@ def _drive(run: Run, writer: VideoWriter, read: list[VideoFrame | AudioChunk], p
     return decoded
 
 
+def _save_log(job: Job, log: DetectionLog, output: Path) -> None:
+    """Record the run's detections and tracks before the output gets its final name (so an output
+    never exists without the record the review needs).
+
+    Raises:
+        MediaWriteError: the record cannot be written.
+    """
+    if job.tracks is None:
+        return
+    try:
+        log.save(job.tracks, {"source": str(job.source), "output": str(output)})
+    except OSError as exc:
+        msg = f"{job.tracks}: cannot record the video's detections for the review: {exc.strerror or exc}"
+        raise MediaWriteError(msg) from exc
+
+
 def process_video(
-    job: Job, engine: Engine, on_frames: Callable[[Job, int, int | None], None] | None = None
+    job: Job,
+    engine: Engine,
+    on_frames: Callable[[Job, int, int | None], None] | None = None,
+    replay: VideoRecord | None = None,
 ) -> FileResult:
     """Anonymize one video job; any failure leaves no output under the final name.
+
+    `replay`: re-render with these recorded detections (no detection run). The run's detections and
+    tracks are recorded to `job.tracks` when set.
 
     Returns:
         A `FileResult` with frames written, face detections masked over all frames and tracks.
@@ -176,8 +215,10 @@ def process_video(
             callback(job, done, total)
 
     try:
-        with atomic_output(output) as tmp:
-            stats = anonymize_video(job.source, tmp, job.format, engine, None, progress, label=output)
+        with atomic_output(output, job.scratch) as tmp:
+            stats = anonymize_video(job.source, tmp, job.format, engine, None, progress, label=output, replay=replay)
+            if job.tracks is not None and stats.log is not None:
+                _save_log(job, stats.log, output)
     except BlurError as exc:
         return replace(base, reason=f"{exc}; no output written", seconds=time.perf_counter() - start)
     return replace(
@@ -189,5 +230,13 @@ def process_video(
         tracks=stats.tracks,
         notes=stats.notes,
         detections=stats.samples,
+        track_spans=_spans(stats.log),
         seconds=time.perf_counter() - start,
     )
+
+
+def _spans(log: DetectionLog | None) -> tuple[dict[str, Any], ...]:
+    if log is None:
+        return ()
+    times = np.asarray(log.times, np.float64)
+    return tuple(span.to_dict(times) for span in log.spans())

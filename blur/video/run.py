@@ -30,6 +30,8 @@ from blur.video.detection import FrameDetection
 from blur.video.masking import entries, mask_frame
 from blur.video.options import VideoOptions, threshold_of, tracker_config
 from blur.video.prepare import Prepare, Prepared
+from blur.video.record import DetectionLog, VideoRecord
+from blur.video.replay import ReplayDetection
 from blur.video.samples import FrameSamples
 from blur.video.threads import END, Failure, Worker, put, queued
 from blur.video.tracking import Tracker
@@ -62,7 +64,9 @@ class Run:
         engine: Engine,
         options: VideoOptions,
         corrections: Corrections | None = None,
+        replay: VideoRecord | None = None,
     ) -> None:
+        """`replay`: re-render with these recorded detections instead of running the detector."""
         self.source = source
         self.corrections = corrections or Corrections()
         self.first_pts: int | None = None
@@ -74,7 +78,12 @@ class Run:
         high = threshold_of(engine.detector)
         self.tracker = Tracker(tracker_config(options, high, float(info.rate)))
         self.prepare = Prepare(source, info, options)
-        self.detection = FrameDetection(engine, info, options, self.tracker, self.prepare.plan)
+        self.log = DetectionLog()
+        self.detection: FrameDetection | ReplayDetection = (
+            ReplayDetection(replay, source)
+            if replay is not None
+            else FrameDetection(engine, info, options, self.tracker, self.prepare.plan)
+        )
         self.parallel = self.detection.parallel
         self.stop = threading.Event()
         self.decoded: queue.Queue[Any] = queue.Queue(options.queue)
@@ -182,9 +191,10 @@ class Run:
             put(self.encoded, chunk, self.stop, encoder)
 
     def _track(self, prepared: Prepared, found: Detections) -> None:
-        """Drop kept regions and feed one frame's faces to the tracker."""
+        """Record one frame's faces, drop kept regions and feed the rest to the tracker."""
+        seconds = self._seconds(prepared.frame)
+        self.log.found(prepared.frame.index, seconds, found, cut=prepared.cut)
         if self.corrections.keep:
-            seconds = self._seconds(prepared.frame)
             found, kept = split_kept(found, self.corrections.at(seconds)[1])
             if len(kept):
                 self.samples.offer("kept", prepared.frame.index, seconds, entries(kept, kept=True))
@@ -202,6 +212,7 @@ class Run:
             pending = self.window.popleft()
             frame = pending.frame
             boxes, idents = self.tracker.boxes_by_track(frame.index)
+            self.log.masked(frame.index, boxes, idents)
             seconds = self._seconds(frame)
             for ident, entry in zip(idents, entries(boxes), strict=True):
                 self.samples.offer(str(ident), frame.index, seconds, [entry])
@@ -220,7 +231,9 @@ class Run:
         add = self.corrections.at(seconds)[0] if self.corrections.add else None
         if len(boxes) == 0 and (add is None or len(add) == 0):
             return planes
+        ellipse = None
         if add is not None and len(add):
             added = Detections.from_arrays(add, np.ones(len(add), np.float32))
             self.samples.offer("added", index, seconds, entries(added, added=True))
-        return mask_frame(planes, boxes, add, self.engine.settings.mask, self.info.colour[0])
+            ellipse = self.corrections.ellipses_at(seconds)
+        return mask_frame(planes, boxes, add, self.engine.settings.mask, self.info.colour[0], ellipse)
