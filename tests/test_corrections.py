@@ -229,3 +229,77 @@ class TestWriteSidecar:
         assert again.exit_code == 0 and "kept the existing sidecar" in again.output
         assert json.loads((tmp_path / "a.png.blur.json").read_text())["keep"] == [{"box": FACE_KEEP}]
         assert load_corrections(tmp_path / "a.png").at(None)[1].tolist() == [FACE_KEEP]
+
+
+class TestShapesAndKeyframes:
+    """Sidecar extensions the review app writes: ellipses, and regions that follow a target by keyframes."""
+
+    def test_ellipse_add_region_fills_the_ellipse_only(
+        self, tmp_path: Path, runner: CliRunner, astro: np.ndarray
+    ) -> None:
+        """An ellipse region is filled inside its inscribed ellipse; its box corners keep the original pixels."""
+        Image.fromarray(astro).save(tmp_path / "a.png")
+        _sidecar(tmp_path / "a.png.blur.json", add=[{"box": [20, 300, 140, 420], "shape": "ellipse"}])
+        code, output = _run(runner, tmp_path / "a.png", tmp_path / "out", "--report", str(tmp_path / "r.json"))
+        assert code == 0, output
+        result = _pixels(tmp_path / "out" / "a.png")
+        assert (result[340:380, 60:100] == 0).all(), "the ellipse's centre is filled"
+        assert (result[300:308, 20:28] == astro[300:308, 20:28]).all(), "a box corner outside the ellipse is kept"
+        added = [d for d in json.loads((tmp_path / "r.json").read_text())["files"][0]["detections"] if d["added"]]
+        assert added == [{**added[0], "shape": "ellipse"}]
+
+    def test_keyframes_follow_the_target_in_video(self, tmp_path: Path, runner: CliRunner, astro: np.ndarray) -> None:
+        """A region with keyframes at 0 s and 1 s is interpolated in between and held after the last keyframe."""
+        _write_video(tmp_path / "v.mp4", astro, 20)
+        frames = [{"time": 0.0, "box": [0, 400, 60, 460]}, {"time": 1.0, "box": [400, 400, 460, 460]}]
+        _sidecar(tmp_path / "v.mp4.blur.json", add=[{"keyframes": frames, "start": 0.0, "end": 1.5}])
+        code, output = _run(runner, tmp_path / "v.mp4", tmp_path / "out")
+        assert code == 0, output
+        source, out = _video_frames(tmp_path / "v.mp4"), _video_frames(tmp_path / "out" / "v.mp4")
+        for i in (0, 5, 10, 15):
+            x = round(400 * min(i / 10, 1.0))
+            assert _region_diff(out[i], source[i], [x + 8, 408, x + 52, 452]) > 30, f"frame {i}: box at x={x}"
+        assert _region_diff(out[5], source[5], [8, 408, 52, 452]) < 8, "at 0.5 s the region has moved on"
+        assert _region_diff(out[18], source[18], [408, 408, 452, 452]) < 8, "after the end it is gone"
+
+    def test_keyframes_refused_on_photos(self, tmp_path: Path, runner: CliRunner, astro: np.ndarray) -> None:
+        """A photo whose sidecar region moves by keyframes fails with the reason; nothing is written."""
+        Image.fromarray(astro).save(tmp_path / "a.png")
+        _sidecar(tmp_path / "a.png.blur.json", add=[{"keyframes": [{"time": 0, "box": [0, 0, 9, 9]}]}])
+        code, output = _run(runner, tmp_path / "a.png", tmp_path / "out")
+        assert code == 1 and "only apply to videos" in output
+        assert not (tmp_path / "out" / "a.png").exists()
+
+    @pytest.mark.parametrize(
+        ("region", "message"),
+        [
+            ({"box": [1, 2, 3, 4], "shape": "star"}, "'box' or 'ellipse'"),
+            ({"box": [1, 2, 3, 4], "keyframes": [{"time": 0, "box": [1, 2, 3, 4]}]}, "either 'box' or 'keyframes'"),
+            ({"keyframes": []}, "non-empty list"),
+            ({"keyframes": [{"time": 1, "box": [1, 2, 3, 4]}, {"time": 1, "box": [1, 2, 3, 4]}]}, "increasing"),
+            ({"keyframes": [{"time": 0, "box": [1, 2, 3, 4], "x": 1}]}, "exactly 'time' and 'box'"),
+            ({"keyframes": [{"time": 0, "box": [3, 2, 1, 4]}]}, "x2 > x1"),
+        ],
+    )
+    def test_invalid_extensions_raise(self, tmp_path: Path, region: dict[str, object], message: str) -> None:
+        """Each malformed extension names the sidecar file and the problem."""
+        _sidecar(tmp_path / "v.mp4.blur.json", add=[region])
+        with pytest.raises(CorrectionsError, match=message) as info:
+            load_corrections(tmp_path / "v.mp4")
+        assert "v.mp4.blur.json" in str(info.value) and "add[0]" in str(info.value)
+
+    def test_keep_regions_are_boxes(self, tmp_path: Path) -> None:
+        """An ellipse keep region is refused: keep regions are matched by position as boxes."""
+        _sidecar(tmp_path / "a.jpg.blur.json", keep=[{"box": FACE_KEEP, "shape": "ellipse"}])
+        with pytest.raises(CorrectionsError, match="keep regions are boxes"):
+            load_corrections(tmp_path / "a.jpg")
+
+    def test_moving_keep_region(self, tmp_path: Path) -> None:
+        """A keep region with keyframes keeps the detections inside it where it is at that time."""
+        frames = [{"time": 0.0, "box": [0, 0, 100, 100]}, {"time": 2.0, "box": [200, 0, 300, 100]}]
+        _sidecar(tmp_path / "v.mp4.blur.json", keep=[{"keyframes": frames}])
+        corr = load_corrections(tmp_path / "v.mp4")
+        assert corr.at(1.0)[1].tolist() == [[100, 0, 200, 100]]
+        dets = Detections.from_arrays([[110, 10, 190, 90], [10, 10, 90, 90]], [0.9, 0.9])
+        masked, kept = split_kept(dets, corr.at(1.0)[1])
+        assert kept.xyxy.tolist() == [[110, 10, 190, 90]] and masked.xyxy.tolist() == [[10, 10, 90, 90]]
