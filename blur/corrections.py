@@ -25,10 +25,7 @@ with a sidecar (bad JSON, unknown key, malformed box) fails the file: a correcti
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +35,7 @@ import numpy.typing as npt
 
 from blur.errors import BlurError
 from blur.fsio import open_regular
-from blur.regions import Region, RegionShape, parse_region, region_json
+from blur.regions import Region, RegionShape, parse_region
 from blur.types import Detections
 
 SIDECAR_SUFFIX = ".blur.json"
@@ -209,6 +206,31 @@ def sidecar_paths(media: Path) -> tuple[Path, Path]:
     return media.with_name(media.name + SIDECAR_SUFFIX), media.with_name(FOLDER_SIDECAR)
 
 
+def load_parts(media: Path) -> tuple[Corrections, Corrections]:
+    """`media`'s corrections from its own sidecar and from its folder's sidecar, apart (empty when absent).
+
+    Raises:
+        CorrectionsError: a sidecar exists but is unreadable, a link, not JSON, or malformed.
+    """
+    own, folder = sidecar_paths(media)
+    mine = _from_file(own) if own.exists() or own.is_symlink() else Corrections()
+    shared = _from_folder(folder, media.name) if folder.exists() or folder.is_symlink() else None
+    return mine, shared or Corrections()
+
+
+def read_own_sidecar(media: Path) -> dict[str, Any] | None:
+    """`media`'s own sidecar as JSON (None when there is none).
+
+    Raises:
+        CorrectionsError: it exists but is unreadable, a link, or not a blur sidecar.
+    """
+    own = sidecar_paths(media)[0]
+    if not (own.exists() or own.is_symlink()):
+        return None
+    data: dict[str, Any] = _read_json(own)
+    return data
+
+
 def load_corrections(media: Path) -> Corrections:
     """All corrections for `media` from its own sidecar and its folder's sidecar (empty when neither exists).
 
@@ -251,115 +273,3 @@ def split_kept(dets: Detections, keep: Boxes, inside: float = KEEP_INSIDE) -> tu
     area = np.maximum((a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]), 1e-6)
     kept = (inter / area[:, None] >= inside).any(axis=1)
     return dets[~kept], dets[kept]
-
-
-def sidecar_template(dets: Detections, size: tuple[int, int] | None) -> dict[str, Any]:
-    """A starting sidecar for a user to edit: the detections as `faces`, and empty `add`/`keep` lists.
-
-    `size` (width, height) is recorded so the sidecar is refused for a resized copy; None for videos.
-    """
-    return {
-        "blur_sidecar": VERSION,
-        "note": "Boxes are x1, y1, x2, y2 in pixels of the upright picture. 'add': always masked "
-        "(missed faces, name tags, badge numbers, tattoos). 'keep': faces mostly inside stay visible "
-        "(consenting speakers, public officials). 'faces' is for reference only. For video, a region "
-        "may carry 'start' and 'end' in seconds, and 'keyframes' instead of 'box' to follow a moving target.",
-        "size": None if size is None else list(size),
-        "faces": dets.to_list(),
-        "add": [],
-        "keep": [],
-    }
-
-
-def write_new_sidecar(media: Path, payload: dict[str, Any]) -> Path:
-    """Write `media`'s own sidecar; never overwrites an existing one and never writes through a link.
-
-    Raises:
-        CorrectionsError: a sidecar (or link) is already there, or it cannot be written.
-    """
-    dest = media.with_name(media.name + SIDECAR_SUFFIX)
-    if dest.exists() or dest.is_symlink():
-        msg = f"{dest}: a sidecar already exists; edit it or delete it first (not overwritten)"
-        raise CorrectionsError(msg)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
-    data = (json.dumps(payload, indent=2) + "\n").encode()
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.link(tmp, dest)  # fails if dest appeared meanwhile: never overwrites
-    except OSError as exc:
-        msg = f"{dest}: cannot write sidecar: {exc.strerror or exc}"
-        raise CorrectionsError(msg) from exc
-    finally:
-        tmp.unlink(missing_ok=True)
-    return dest
-
-
-class SidecarChangedError(CorrectionsError):
-    """A sidecar changed on disk since it was read; it is not overwritten."""
-
-
-def sidecar_digest(media: Path) -> str:
-    """SHA-256 of `media`'s own sidecar as it is on disk now; "" when there is none.
-
-    Raises:
-        CorrectionsError: it exists but cannot be read (or is a link).
-    """
-    own = sidecar_paths(media)[0]
-    if not (own.exists() or own.is_symlink()):
-        return ""
-    try:
-        with open_regular(own) as fh:
-            return hashlib.sha256(fh.read(MAX_SIDECAR_BYTES + 1)).hexdigest()
-    except OSError as exc:
-        msg = f"{own}: cannot read sidecar: {exc.strerror or exc}"
-        raise CorrectionsError(msg) from exc
-
-
-def sidecar_payload(
-    add: list[Region], keep: list[Region], size: tuple[int, int] | None, base: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    """A per-file sidecar holding `add` and `keep`, keeping the other keys of `base` (an existing sidecar)."""
-    payload: dict[str, Any] = {"blur_sidecar": VERSION}
-    payload.update({k: v for k, v in (base or {}).items() if k in ("note", "faces", "size")})
-    if size is not None:
-        payload["size"] = list(size)
-    payload["add"] = [region_json(r) for r in add]
-    payload["keep"] = [region_json(r) for r in keep]
-    return payload
-
-
-def replace_sidecar(media: Path, payload: dict[str, Any], expected: str) -> Path:
-    """Write `media`'s own sidecar atomically, only if it is still the one whose digest was `expected`
-    ("" for none): a sidecar edited by someone else meanwhile is never overwritten silently.
-
-    Raises:
-        SidecarChangedError: it changed on disk (or appeared, or was deleted) since it was read.
-        CorrectionsError: the payload is not a valid sidecar, or it cannot be written.
-    """
-    dest = sidecar_paths(media)[0]
-    try:
-        parse_entry(payload)
-    except ValueError as exc:
-        raise CorrectionsError(f"{dest}: {exc}") from exc
-    data = (json.dumps(payload, indent=2) + "\n").encode()
-    tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if sidecar_digest(media) != expected:
-            msg = f"{dest}: changed on disk since it was loaded; not overwritten (reload to see the new version)"
-            raise SidecarChangedError(msg)
-        os.replace(tmp, dest)  # replaces a name, never writes through a link placed there
-    except OSError as exc:
-        msg = f"{dest}: cannot write sidecar: {exc.strerror or exc}"
-        raise CorrectionsError(msg) from exc
-    finally:
-        tmp.unlink(missing_ok=True)
-    return dest

@@ -196,6 +196,10 @@ class Journal:
             os.close(fd)
         self._entries[rel] = entry
 
+    def source_digests(self) -> dict[str, str]:
+        """SHA-256 of every source this journal hashed (each finished or recorded job's), by source path."""
+        return {source: entry.sha256 for source, entry in self._sources.items()}
+
     def remove(self) -> None:
         """Delete the journal (the batch is complete)."""
         self.path.unlink(missing_ok=True)

@@ -42,6 +42,9 @@ class BatchRecord:
         html: the static review page the run wrote (rewritten by the review app), if any.
         html_with_originals: whether that page shows the originals too.
         meta: the report's run description (version, backend, runtime, machine).
+        sources: SHA-256 of each source whose output was written, by absolute source path: a
+            re-render uses recorded detections only on the very same original.
+        cwd: the folder the run's relative paths (sources and outputs, as in the report) start from.
     """
 
     output: Path
@@ -51,6 +54,12 @@ class BatchRecord:
     html: Path | None = None
     html_with_originals: bool = False
     meta: dict[str, Any] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+    cwd: Path = field(default_factory=Path.cwd)
+
+    def resolve(self, path: str) -> Path:
+        """A source or output path of the results, made absolute."""
+        return self.cwd / path
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready data (what `record_from_json` reads back)."""
@@ -63,6 +72,8 @@ class BatchRecord:
             "html": None if self.html is None else os.fsdecode(self.html),
             "html_with_originals": self.html_with_originals,
             "meta": self.meta,
+            "sources": self.sources,
+            "cwd": os.fsdecode(self.cwd),
             "files": [r.to_dict() for r in self.results],
         }
 
@@ -92,6 +103,8 @@ def record_from_json(data: Any, where: Path) -> BatchRecord:
             html=_path(data.get("html")),
             html_with_originals=bool(data.get("html_with_originals", False)),
             meta=dict(data["meta"]) if isinstance(data.get("meta"), dict) else {},
+            sources={str(k): str(v) for k, v in dict(data.get("sources") or {}).items()},
+            cwd=Path(str(data["cwd"])),
         )
     except (KeyError, TypeError, ValueError) as exc:
         msg = f"{where}: malformed batch record ({exc})"

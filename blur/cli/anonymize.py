@@ -93,10 +93,10 @@ def run_anonymize(
     try:
         with locked(output):
             _clean(output, state, console)
-            results = _resumable(
+            results, digests = _resumable(
                 job_list, output, state, settings, engine, jobs=jobs, quiet=quiet, console=console, force=force
             )
-            record = BatchRecord(output, settings, tuple(results), report, html, html_with_originals, meta)
+            record = _record(output, settings, results, report, html, html_with_originals, meta, digests)
             _write_record(state, record, console)
     except (BusyError, OSError) as exc:
         console.print(f"[red]error:[/red] {_safe(str(exc))}")
@@ -132,6 +132,35 @@ def _clean(output: Path, state: StateDir, console: Console) -> None:
             "[dim]removed the resume journal an older blur left in the output folder "
             f"(working files now live in {_safe(str(state.path))})[/dim]"
         )
+
+
+def _absolute(path: Path | None) -> Path | None:
+    return None if path is None else Path(os.path.abspath(path))
+
+
+def _record(
+    output: Path,
+    settings: Settings,
+    results: list[FileResult],
+    report: Path | None,
+    html: Path | None,
+    originals: bool,
+    meta: dict[str, Any],
+    digests: dict[str, str],
+) -> BatchRecord:
+    """The batch record: results as in the report, with the folder they are relative to (`blur review`
+    may run from another folder), and the other paths absolute."""
+    return BatchRecord(
+        Path(os.path.abspath(output)),
+        settings,
+        tuple(results),
+        _absolute(report),
+        _absolute(html),
+        originals,
+        meta,
+        {os.path.abspath(k): v for k, v in digests.items()},
+        Path.cwd(),
+    )
 
 
 def _write_record(state: StateDir, record: BatchRecord, console: Console) -> None:
@@ -181,8 +210,12 @@ def _resumable(
     quiet: bool,
     console: Console,
     force: bool,
-) -> list[FileResult]:
-    """Skip verified finished outputs, run the rest, keep the journal (in the state folder)."""
+) -> tuple[list[FileResult], dict[str, str]]:
+    """Skip verified finished outputs, run the rest, keep the journal (in the state folder).
+
+    Returns:
+        Every file's result, and the SHA-256 of each source whose output was written.
+    """
     journal = Journal(output, settings, state.journal, fresh=force)
     pending, done = split_finished(job_list, journal)
     if done:
@@ -207,7 +240,7 @@ def _resumable(
     results = merge(job_list, done, ran)
     if all(r.status is not Status.failed for r in results):
         journal.remove()
-    return results
+    return results, journal.source_digests()
 
 
 def _run_with_progress(

@@ -239,3 +239,36 @@ def sample(
     start = time.perf_counter()
     files = make_sample(folder)
     typer.echo(f"wrote {len(files)} sample files under {folder} in {time.perf_counter() - start:.1f}s")
+
+
+@app.command()
+def review(
+    output: Annotated[Path, typer.Argument(help="The output folder of a `blur anonymize` run.")],
+    report: Annotated[
+        Path | None, typer.Option("--report", help="The run's JSON report (read, and updated after each apply).")
+    ] = None,
+    state: StateOpt = None,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Also rewrite this static review page after each apply.")
+    ] = None,
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port on 127.0.0.1 (0: a free one).")] = 0,
+    browser: Annotated[bool, typer.Option("--browser/--no-browser", help="Open the page in the browser.")] = True,
+) -> None:
+    """Review a batch in the browser: zoom into every mask, keep or add regions, re-render at once.
+
+    Serves a local page on 127.0.0.1 only and prints its address (with its access token); Ctrl-C
+    stops it. Corrections are written into the sidecars that `blur anonymize` reads.
+    """
+    from blur.cli.review import run_review  # noqa: PLC0415
+
+    code = run_review(
+        output,
+        report=report,
+        state_dir=state,
+        html=html,
+        port=port,
+        browser=browser,
+        console=Console(stderr=True, soft_wrap=True),
+        write=typer.echo,
+    )
+    raise typer.Exit(code)

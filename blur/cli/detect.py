@@ -17,7 +17,8 @@ from blur.media.kinds import Kind
 
 def _sidecar_note(job: Job, payload: dict[str, Any]) -> tuple[str, bool]:
     """Write `job`'s starting sidecar; return what happened and whether it failed."""
-    from blur.corrections import CorrectionsError, sidecar_paths, write_new_sidecar  # noqa: PLC0415
+    from blur.corrections import CorrectionsError, sidecar_paths  # noqa: PLC0415
+    from blur.sidecar_write import write_new_sidecar  # noqa: PLC0415
 
     own, _ = sidecar_paths(job.source)
     if own.exists() or own.is_symlink():
@@ -29,8 +30,8 @@ def _sidecar_note(job: Job, payload: dict[str, Any]) -> tuple[str, bool]:
 
 
 def _detect_one(job: Job, engine: Any, write_sidecar: bool) -> tuple[dict[str, Any], bool]:
-    from blur.corrections import sidecar_template  # noqa: PLC0415
     from blur.media.image import read_photo  # noqa: PLC0415
+    from blur.sidecar_write import sidecar_template  # noqa: PLC0415
     from blur.types import Detections  # noqa: PLC0415
 
     item: dict[str, Any] = {"source": str(job.source), "status": "skipped", "reason": job.reason}

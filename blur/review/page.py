@@ -113,7 +113,7 @@ def _flags(result: FileResult, counts: dict[str, int]) -> list[str]:
         flags.append("kept")
     if counts["low"]:
         flags.append("low")
-    if result.status is Status.ok and result.faces == 0:
+    if result.status is Status.ok and result.faces == 0 and not counts["kept"]:
         flags.append("none")
     return flags
 
@@ -123,6 +123,13 @@ _PRIORITY = ["failed", "second", "kept", "low", "none"]
 
 def _priority(flags: list[str]) -> int:
     return min((_PRIORITY.index(f) for f in flags), default=len(_PRIORITY))
+
+
+def attention(result: FileResult, low: float = LOW_SCORE) -> tuple[int, list[str], dict[str, int]]:
+    """How urgently a file needs a look (0: first), why (failed, second, kept, low, none), and its masks by kind."""
+    counts = _counts(result, ReviewOptions(low_score=low))
+    flags = _flags(result, counts)
+    return _priority(flags), flags, counts
 
 
 def _photo_body(result: FileResult, page: Path, options: ReviewOptions) -> str:

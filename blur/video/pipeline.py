@@ -17,6 +17,7 @@ verification) raises, so `atomic_output` deletes the partial file and nothing is
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -182,7 +183,7 @@ def _save_log(job: Job, log: DetectionLog, output: Path) -> None:
     if job.tracks is None:
         return
     try:
-        log.save(job.tracks, {"source": str(job.source), "output": str(output)})
+        log.save(job.tracks, {"source": os.path.abspath(job.source), "output": os.path.abspath(output)})
     except OSError as exc:
         msg = f"{job.tracks}: cannot record the video's detections for the review: {exc.strerror or exc}"
         raise MediaWriteError(msg) from exc
