@@ -42,13 +42,15 @@ class Running:
     port: int
     token: str
     batch: ReviewBatch
+    address: tuple[str, int]
 
-    def client(self) -> httpx.Client:
+    @contextlib.contextmanager
+    def client(self) -> Iterator[httpx.Client]:
         """An HTTP client that has made the first visit (it holds the session cookie)."""
-        client = httpx.Client(base_url=self.base, timeout=120)
-        first = client.get(self.url)
-        assert first.status_code == 303, first.text
-        return client
+        with httpx.Client(base_url=self.base, timeout=120) as client:
+            first = client.get(self.url)
+            assert first.status_code == 303, first.text
+            yield client
 
 
 @contextlib.contextmanager
@@ -65,7 +67,8 @@ def serving(output: Path, state: Path | None = None, report: Path | None = None)
             raise RuntimeError(msg)
         time.sleep(0.02)
     try:
-        yield Running(served.url, f"http://127.0.0.1:{served.port}", served.port, served.token, batch)
+        address = served.sock.getsockname()
+        yield Running(served.url, f"http://127.0.0.1:{served.port}", served.port, served.token, batch, address)
     finally:
         served.server.should_exit = True
         thread.join(timeout=20)

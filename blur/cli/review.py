@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import webbrowser
 from collections.abc import Callable
 from pathlib import Path
@@ -61,5 +62,7 @@ def run_review(
     )
     if browser:
         webbrowser.open(served.url)
-    served.server.run(sockets=[served.sock])
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the Ctrl-C it handled, once stopped cleanly
+        served.server.run(sockets=[served.sock])
+    console.print("[dim]review server stopped[/dim]")
     return 0
