@@ -62,6 +62,8 @@ class FileResult:
         tracks: face tracks (video only).
         detections: every mask and kept face (photo), or a few frames per track (video), for reports.
         track_spans: each track's id, first and last frame masked, best score (video only).
+        found: the detector's own faces (x1, y1, x2, y2, score) at full precision (photo only), so a
+            re-render masks exactly what a fresh run would; kept in the state folder, not in reports.
     """
 
     source: str
@@ -77,10 +79,14 @@ class FileResult:
     notes: tuple[str, ...] = ()
     detections: tuple[dict[str, Any], ...] = field(default=())
     track_spans: tuple[dict[str, Any], ...] = field(default=())
+    found: tuple[tuple[float, float, float, float, float], ...] = field(default=())
 
-    def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-ready dict."""
+    def to_dict(self, *, exact: bool = False) -> dict[str, Any]:
+        """Return a JSON-ready dict (`exact`: with the full-precision detections, for the state folder)."""
         data = asdict(self)
+        data.pop("found")
+        if exact:
+            data["found"] = [list(row) for row in self.found]
         data["status"] = self.status.value
         data["seconds"] = round(self.seconds, 3)
         data["notes"] = list(self.notes)
@@ -114,7 +120,21 @@ class FileResult:
                 notes=tuple(str(n) for n in data.get("notes", [])),
                 detections=tuple(d for d in data.get("detections", []) if isinstance(d, dict)),
                 track_spans=tuple(d for d in data.get("track_spans", []) if isinstance(d, dict)),
+                found=tuple(_row(r) for r in data.get("found", [])),
             )
         except (TypeError, ValueError) as exc:
             msg = f"{data['source']}: malformed file result ({exc})"
             raise ValueError(msg) from exc
+
+
+def _row(raw: Any) -> tuple[float, float, float, float, float]:
+    """One full-precision detection row.
+
+    Raises:
+        ValueError: it is not five numbers.
+    """
+    if not isinstance(raw, list) or len(raw) != 5:
+        msg = f"a detection row must be [x1, y1, x2, y2, score], got {raw!r}"
+        raise ValueError(msg)
+    x1, y1, x2, y2, score = (float(v) for v in raw)
+    return x1, y1, x2, y2, score

@@ -184,7 +184,7 @@ class Journal:
             "source_sha256": src.sha256,
             "sidecars": src.sidecars,
             "settings": self.key,
-            "result": result.to_dict(),
+            "result": result.to_dict(exact=True),
         }
         line = (json.dumps(entry, ensure_ascii=True) + "\n").encode()
         rel = self._rel(job.output)

@@ -74,7 +74,7 @@ class BatchRecord:
             "meta": self.meta,
             "sources": self.sources,
             "cwd": os.fsdecode(self.cwd),
-            "files": [r.to_dict() for r in self.results],
+            "files": [r.to_dict(exact=True) for r in self.results],
         }
 
 

@@ -61,11 +61,21 @@ def _correction_notes(corrections: Corrections, kept: Detections, added: Boxes) 
     return notes
 
 
-def first_pass(detections: tuple[dict[str, Any], ...] | list[dict[str, Any]]) -> Detections:
-    """The detector's own faces among a result's listed detections (masked or kept; not second-pass or added)."""
-    rows = [d for d in detections if not d.get("second_pass") and not d.get("added")]
-    boxes = [d["box"] for d in rows]
-    return Detections.from_arrays(boxes, [d.get("score", 1.0) for d in rows])
+def first_pass(result: FileResult) -> Detections:
+    """The detector's own faces of an earlier run: at full precision when recorded, else from the listed
+    detections (masked or kept; not second-pass or added), rounded as a report rounds them."""
+    if result.found:
+        rows = np.asarray(result.found, np.float32).reshape(-1, 5)
+        return Detections(rows[:, :4].copy(), rows[:, 4].copy())
+    listed = [d for d in result.detections if not d.get("second_pass") and not d.get("added")]
+    return Detections.from_arrays([d["box"] for d in listed], [d.get("score", 1.0) for d in listed])
+
+
+def _exact(dets: Detections) -> tuple[tuple[float, float, float, float, float], ...]:
+    return tuple(
+        (float(x1), float(y1), float(x2), float(y2), float(s))
+        for (x1, y1, x2, y2), s in zip(dets.xyxy, dets.score, strict=True)
+    )
 
 
 def process_photo(job: Job, engine: Engine, found: Detections | None = None) -> FileResult:
@@ -85,7 +95,8 @@ def process_photo(job: Job, engine: Engine, found: Detections | None = None) -> 
         corrections.check_fits(w, h, job.source)
         corrections.check_photo(job.source)
         added, keep = corrections.at(None)
-        dets, kept = split_kept(engine.detector.detect(photo.rgb) if found is None else found, keep)
+        found = engine.detector.detect(photo.rgb) if found is None else found
+        dets, kept = split_kept(found, keep)
         extra = add_regions(np.zeros((h, w), bool), added, corrections.ellipses_at(None)) if len(added) else None
         result = anonymize_frame(photo.rgb, dets, engine, extra=extra, keep=keep)
         data = encode_photo(result.frame, photo.alpha, job.format, engine.settings.jpeg_quality)
@@ -101,4 +112,5 @@ def process_photo(job: Job, engine: Engine, found: Detections | None = None) -> 
         seconds=time.perf_counter() - start,
         notes=photo.notes + tuple(_correction_notes(corrections, kept, added)),
         detections=_listed(result, kept, added, corrections.ellipses_at(None)),
+        found=_exact(found),
     )

@@ -74,7 +74,7 @@ def render(item: ReviewFile, batch: ReviewBatch, engine: Engine) -> FileResult:
         job = _job(item, batch)
         _check_original(item, batch)
         if job.kind is Kind.image:
-            result = process_photo(job, engine, first_pass(item.result.detections))
+            result = process_photo(job, engine, first_pass(item.result))
         else:
             from blur.video.pipeline import process_video  # noqa: PLC0415 - PyAV only for videos
             from blur.video.record import load_record  # noqa: PLC0415

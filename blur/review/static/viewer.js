@@ -18,6 +18,11 @@ export class Viewer {
     this.settle = null;
     this.cropToken = 0;
     this.stage.addEventListener("wheel", (event) => this.wheel(event), { passive: false });
+    // Once the preview is in, its resolution is known: fetch a crop if the view already needs one.
+    this.preview.addEventListener("load", () => {
+      this.stage.dataset.picture = "ready";
+      this.apply();
+    });
     new ResizeObserver(() => this.keepInView()).observe(this.stage);
   }
 
@@ -36,7 +41,10 @@ export class Viewer {
     this.overlay.setAttribute("height", String(height));
     this.detail.hidden = true;
     this.cropToken += 1;
-    if (this.preview.getAttribute("src") !== previewUrl) this.preview.src = previewUrl;
+    if (this.preview.getAttribute("src") !== previewUrl) {
+      this.stage.dataset.picture = "loading";
+      this.preview.src = previewUrl;
+    }
     if (!(keepView && sameSize)) this.fit();
     else this.apply();
   }
