@@ -201,6 +201,31 @@ class TestApply:
         assert [d["kept"] for d in record["files"][0]["detections"]] == [True]
         assert sorted(p.name for p in out.iterdir()) == ["a.png"]
 
+    def test_static_page_follows(self, tmp_path: Path, astro: np.ndarray, runner: CliRunner) -> None:
+        """A batch run with --html gets its static page rewritten after an apply: the kept face is shown as kept."""
+        src, out, page = tmp_path / "in", tmp_path / "out", tmp_path / "pages" / "review.html"
+        src.mkdir()
+        Image.fromarray(astro).save(src / "a.png")
+        args = ["anonymize", str(src), "-o", str(out), "-j", "1", "-q", "--no-multiscale", "--html", str(page)]
+        assert runner.invoke(app, args).exit_code == 0
+        assert "KEPT VISIBLE" not in page.read_text()
+        with serving(out) as run, run.client() as client:
+            response = _post(run, client, {"edits": [_keep_edit(_file(client))]})
+            assert response.json()["outcomes"][0]["ok"], response.text
+        assert "KEPT VISIBLE" in page.read_text()
+
+    def test_batch_run_again_meanwhile(self, tiny: tuple[Path, Path, Path], runner: CliRunner) -> None:
+        """`blur anonymize` ran into the folder again after the app started: apply refuses (409), writes nothing."""
+        src, out, _ = tiny
+        with serving(out) as run, run.client() as client:
+            edit = _keep_edit(_file(client))
+            args = ["anonymize", str(src), "-o", str(out), "-j", "1", "-q", "--no-multiscale", "--force"]
+            assert runner.invoke(app, args).exit_code == 0
+            before = _snapshot(src, out)
+            response = _post(run, client, {"edits": [edit]})
+        assert response.status_code == 409 and "run again" in response.json()["error"]
+        assert _snapshot(src, out) == before
+
     def test_changed_sidecar_is_not_overwritten(self, tiny: tuple[Path, Path, Path]) -> None:
         """A sidecar edited on disk after the page loaded is left as it is; the user is told; no re-render."""
         src, out, _ = tiny

@@ -23,7 +23,7 @@ from blur.engine import Engine
 from blur.errors import BlurError
 from blur.media.kinds import Kind, sniff
 from blur.regions import Keyframe, Region, parse_region
-from blur.review.batch import ReviewBatch, ReviewFile
+from blur.review.batch import ReviewBatch, ReviewFile, record_digest
 from blur.review.rerender import render, update_journal, write_back
 from blur.sidecar_write import replace_sidecar, sidecar_payload
 
@@ -38,6 +38,10 @@ TRACK_KEYFRAMES_PER_SECOND = 5.0
 
 class EditError(BlurError):
     """The page sent corrections that cannot be applied."""
+
+
+class BatchChangedError(BlurError):
+    """The batch record changed on disk since the app loaded it (another `blur anonymize` run)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,12 +176,20 @@ def apply_edits(batch: ReviewBatch, edits: list[Edit], engine: Engine) -> list[O
 
     Raises:
         BusyError: a `blur anonymize` run holds the output folder.
+        BatchChangedError: the batch was run again since the app started.
     """
     outcomes: list[Outcome] = []
     with batch.lock, locked(batch.state.output):
+        if record_digest(batch.state) != batch.record_digest:
+            msg = (
+                f"the batch in {batch.state.output} was run again since this page loaded; nothing was applied: "
+                "restart `blur review` to see the new run"
+            )
+            raise BatchChangedError(msg)
         for edit in edits:
             outcomes.append(_apply_one(batch, edit, engine))
         warnings = write_back(batch) if edits else []
+        batch.record_digest = record_digest(batch.state)
     for outcome in outcomes:
         outcome.warnings += warnings
     return outcomes
@@ -196,4 +208,4 @@ def _apply_one(batch: ReviewBatch, edit: Edit, engine: Engine) -> Outcome:
     return Outcome(item.id, True, warnings=update_journal(batch, item))
 
 
-__all__ = ["BusyError", "Edit", "EditError", "Outcome", "apply_edits", "parse_edit", "track_keep"]
+__all__ = ["BatchChangedError", "BusyError", "Edit", "EditError", "Outcome", "apply_edits", "parse_edit", "track_keep"]

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from blur.anonymize.mask import head_boxes
+from blur.batch.journal import sha256_file
 from blur.batch.record import BatchRecord, BatchRecordError, read_json, record_from_json, record_from_report
 from blur.batch.state import StateDir
 from blur.corrections import Corrections, CorrectionsError, load_parts, sidecar_paths
@@ -64,6 +65,8 @@ class ReviewBatch:
     report: Path | None = None
     html: Path | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    record_digest: str = ""
+    """SHA-256 of the batch record as loaded (or last written here): another run changes it."""
 
     def get(self, file_id: str) -> ReviewFile | None:
         """The file with this id, or None (an unknown id, whatever it looks like)."""
@@ -81,6 +84,7 @@ def load_batch(state: StateDir, report: Path | None = None, html: Path | None = 
         BatchRecordError: no batch is recorded, or the record (report) cannot be used.
     """
     recorded = record_from_json(read_json(state.record), state.record) if state.record.is_file() else None
+    digest = record_digest(state)
     if report is not None:
         record = record_from_report(read_json(report), report, state.output)
         if recorded is not None:  # the run's folder and the hashes of its originals
@@ -98,7 +102,15 @@ def load_batch(state: StateDir, report: Path | None = None, html: Path | None = 
         file_id = secrets.token_urlsafe(9)
         files[file_id] = ReviewFile(file_id, result, record.cwd)
         order.append(file_id)
-    return ReviewBatch(state, record, files, order, report or record.report, html or record.html)
+    return ReviewBatch(state, record, files, order, report or record.report, html or record.html, record_digest=digest)
+
+
+def record_digest(state: StateDir) -> str:
+    """SHA-256 of the batch record on disk now ("" when there is none)."""
+    try:
+        return sha256_file(state.record)
+    except OSError:
+        return ""
 
 
 def _counts_and_flags(result: FileResult) -> dict[str, Any]:
