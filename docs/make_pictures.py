@@ -29,6 +29,10 @@ from PIL import Image, ImageDraw, ImageFont
 from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # this checkout's blur, whatever is installed
+
+from blur.sample import crowd  # noqa: E402
+
 OUT = ROOT / "docs" / "img" / "sample-before-after.jpg"
 REVIEW = ROOT / "docs" / "img" / "review.png"
 REVIEW_MAX_BYTES = 300_000
@@ -51,9 +55,17 @@ def _env(state: Path | None = None) -> dict[str, str]:
     return env
 
 
-def blur(*args: str, state: Path | None = None) -> None:
-    """Run `python -m blur ARGS` on this checkout's code; stop on failure."""
-    subprocess.run([sys.executable, "-m", "blur", *args], cwd=ROOT, env=_env(state), check=True)
+def blur(*args: str, state: Path | None = None, cwd: Path = ROOT) -> None:
+    """Run `python -m blur ARGS` on this checkout's code (in `cwd`); stop on failure."""
+    subprocess.run([sys.executable, "-m", "blur", *args], cwd=cwd, env=_env(state), check=True)
+
+
+def name_tag() -> tuple[float, float, float, float]:
+    """The name tag on the suit of the sample crowd's largest portrait, in the crowd picture's pixels."""
+    x1, y1, x2, _ = max(crowd()[1], key=lambda b: b[2] - b[0])
+    k = (x2 - x1) / 100  # the portrait's face is 100 px wide at 512 px
+    left, top = x1 - 175 * k, y1 - 54 * k
+    return left + 268 * k, top + 328 * k, left + 328 * k, top + 384 * k
 
 
 def content_box(image: Image.Image, tolerance: int = 24, margin: int = 6) -> tuple[int, int, int, int]:
@@ -107,7 +119,7 @@ def review_screenshot(out: Path, state: Path) -> bytes:
     """`blur review` on the batch in `out`: the crowd picture, the largest face kept and a region added on a
     name tag (not applied)."""
     argv = [sys.executable, "-m", "blur", "review", str(out), "--no-browser"]
-    server = subprocess.Popen(argv, cwd=ROOT, env=_env(state), stdout=subprocess.PIPE, text=True)
+    server = subprocess.Popen(argv, cwd=out.parent, env=_env(state), stdout=subprocess.PIPE, text=True)
     try:
         assert server.stdout is not None
         url = server.stdout.readline().strip()
@@ -127,9 +139,10 @@ def review_screenshot(out: Path, state: Path) -> bytes:
             scale = shown / 1600
             page.keyboard.press("a")
             # The name tag on the largest portrait's suit: a region the detector cannot know about.
-            page.mouse.move(left + 430 * scale, top + 835 * scale)
+            tx1, ty1, tx2, ty2 = name_tag()
+            page.mouse.move(left + tx1 * scale, top + ty1 * scale)
             page.mouse.down()
-            page.mouse.move(left + 530 * scale, top + 915 * scale, steps=4)
+            page.mouse.move(left + tx2 * scale, top + ty2 * scale, steps=4)
             page.mouse.up()
             page.keyboard.press("Escape")
             page.wait_for_timeout(500)
@@ -159,7 +172,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="blur-pictures-") as tmp:
         sample, out, state = Path(tmp) / "sample", Path(tmp) / "out", Path(tmp) / "state"
         blur("sample", str(sample))
-        blur("anonymize", str(sample), "-o", str(out), "--quiet", state=state)
+        # Relative paths, so the page shows sample/crowd/... rather than a temporary folder's name.
+        blur("anonymize", "sample", "-o", "out", "--quiet", state=state, cwd=Path(tmp))
         with Image.open(sample / CROWD) as before, Image.open(out / CROWD) as after:
             box = content_box(before)
             sheet = side_by_side(panel(before, box), panel(after, box))
