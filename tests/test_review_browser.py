@@ -61,7 +61,11 @@ def _open(browser: Any, url: str, source: str, width: int = 1280, height: int = 
     page = browser.new_page(viewport={"width": width, "height": height})
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on("requestfailed", lambda request: errors.append(f"{request.url}: {request.failure}"))
+    # A picture superseded before it arrived (stepping through frames) is aborted by the browser: not an error.
+    page.on(
+        "requestfailed",
+        lambda r: None if r.failure == "net::ERR_ABORTED" else errors.append(f"{r.url}: {r.failure}"),
+    )
     page.errors = errors
     page.goto(url)
     page.wait_for_selector("body[data-state=ready]")

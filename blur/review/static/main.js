@@ -1,32 +1,15 @@
 // The review page: the file list, the picture with its masks, corrections by pointer, apply.
-// State changes only here; viewer.js, overlay.js, video.js and list.js draw what they are given.
+// State lives in state.js; regions.js says what to draw, pointer.js edits corrections; viewer.js,
+// overlay.js, video.js and list.js draw what they are given.
 
 import { getJSON, postJSON, urls } from "./api.js";
-import {
-  KEEP_INSIDE, activeAt, boxAt, clampBox, grow, insideShare, round1, translate, withKeyframe,
-} from "./geometry.js";
 import { renderList } from "./list.js";
-import { clearRubberBand, drawRegions, rubberBand } from "./overlay.js";
+import { drawRegions } from "./overlay.js";
+import { deleteSelected, pointerHandler, setRange } from "./pointer.js";
+import { photoRegions, videoRegions } from "./regions.js";
+import { $, corrections, current, hooks, say, selectedAdded, setState, state, which } from "./state.js";
 import { Timeline } from "./video.js";
 import { Viewer } from "./viewer.js";
-
-const $ = (id) => document.getElementById(id);
-const MIN_REGION = 3;
-
-const state = {
-  batch: null,
-  files: [],
-  details: new Map(),
-  edits: new Map(),
-  currentId: null,
-  tool: "select",
-  shape: "box",
-  original: false,
-  selected: null,
-  video: null,
-  counter: 0,
-  frameToken: 0,
-};
 
 const viewer = new Viewer({
   stage: $("stage"), canvas: $("canvas"), preview: $("preview"), detail: $("detail"), overlay: $("overlay"),
@@ -35,120 +18,6 @@ const viewer = new Viewer({
   },
 });
 const timeline = new Timeline($("timeline"), (frame) => showFrame(frame));
-
-function setState(name) {
-  document.body.dataset.state = name;
-}
-
-function say(text, { error = false } = {}) {
-  const box = $("message");
-  box.textContent = text;
-  box.classList.toggle("error", error);
-  box.hidden = !text;
-}
-
-function current() {
-  return state.details.get(state.currentId) || null;
-}
-
-function which() {
-  return state.original ? "original" : "output";
-}
-
-// ---------- corrections of a file (its own sidecar's, as edited here) ----------
-
-function clone(value) {
-  return JSON.parse(JSON.stringify(value));
-}
-
-function corrections(detail) {
-  const edit = state.edits.get(detail.id);
-  if (edit) return edit;
-  const own = detail.corrections.own || { add: [], keep: [] };
-  return { digest: detail.corrections.digest, add: own.add, keep: own.keep };
-}
-
-function edit(detail) {
-  if (detail.corrections.error) {
-    say(`${detail.corrections.error}: fix the sidecar by hand first`, { error: true });
-    return null;
-  }
-  if (!state.edits.has(detail.id)) {
-    const own = detail.corrections.own;
-    state.edits.set(detail.id, { digest: detail.corrections.digest, add: clone(own.add), keep: clone(own.keep) });
-  }
-  setState("ready");
-  $("apply").disabled = false;
-  return state.edits.get(detail.id);
-}
-
-function newId() {
-  state.counter += 1;
-  return `new${state.counter}`;
-}
-
-// ---------- what is drawn ----------
-
-function time() {
-  return state.video ? state.video.info.times[state.video.index] ?? 0 : null;
-}
-
-function photoRegions(detail, corr) {
-  const folder = detail.corrections.folder;
-  const keeps = [...corr.keep, ...folder.keep];
-  const low = state.batch.low_score;
-  const regions = [];
-  for (const mask of detail.masks) {
-    const kept = keeps.some((k) => k.box && insideShare(mask.box, k.box) >= KEEP_INSIDE);
-    const kind = kept ? "kept" : mask.second_pass ? "second-pass" : "detected";
-    const classes = kind === "detected" && mask.score < low ? ["low"] : [];
-    const label = kept ? "KEPT VISIBLE" : `${mask.second_pass ? "2nd " : ""}${mask.score.toFixed(2)}`;
-    regions.push({ id: mask.id, kind, shape: detail.mask_shape, box: mask.outline, label, classes, mask });
-  }
-  const holds = (k) => detail.masks.some((m) => insideShare(m.box, k.box) >= KEEP_INSIDE);
-  for (const [list, locked] of [[corr.keep, false], [folder.keep, true]]) {
-    for (const k of list) {
-      if (!holds(k)) regions.push({ id: k.id, kind: "kept", shape: "box", box: k.box, label: k.label || "keep", classes: locked ? ["locked"] : [], keep: k, locked });
-    }
-  }
-  addedRegions(regions, corr.add, folder.add, null);
-  return regions;
-}
-
-function addedRegions(regions, own, shared, at) {
-  for (const [list, locked] of [[own, false], [shared, true]]) {
-    for (const a of list) {
-      if (!activeAt(a, at)) continue;
-      regions.push({
-        id: a.id, kind: "added", shape: a.shape || "box", box: boxAt(a, at), label: a.label || "added",
-        classes: locked ? ["locked"] : [], added: a, locked,
-      });
-    }
-  }
-}
-
-function videoRegions(detail, corr) {
-  const at = time();
-  const folder = detail.corrections.folder;
-  const keptTracks = new Set(corr.keep.filter((k) => k.track !== undefined).map((k) => k.track));
-  const regions = [];
-  for (const t of state.video.masks ? state.video.masks.tracks : []) {
-    const kept = keptTracks.has(t.track);
-    regions.push({
-      id: `t${t.track}`, kind: kept ? "kept" : "detected", shape: detail.mask_shape, box: t.outline, track: t.track,
-      label: kept ? `track ${t.track} KEPT` : `track ${t.track} ${t.score.toFixed(2)}`,
-      classes: !kept && t.score < state.batch.low_score ? ["low"] : [],
-    });
-  }
-  for (const [list, locked] of [[corr.keep, false], [folder.keep, true]]) {
-    for (const k of list) {
-      if (k.track !== undefined || !activeAt(k, at)) continue;
-      regions.push({ id: k.id, kind: "kept", shape: "box", box: boxAt(k, at), label: k.label || "keep", classes: locked ? ["locked"] : [], keep: k, locked });
-    }
-  }
-  addedRegions(regions, corr.add, folder.add, at);
-  return regions;
-}
 
 function redraw() {
   const detail = current();
@@ -174,11 +43,8 @@ function redraw() {
   renderList($("file-list"), state.files, state.currentId, new Set(state.edits.keys()), openFile);
 }
 
-function selectedAdded() {
-  const detail = current();
-  if (!detail || !state.selected) return null;
-  return corrections(detail).add.find((a) => a.id === state.selected) || null;
-}
+
+hooks.redraw = redraw;
 
 // ---------- opening files and frames ----------
 
@@ -251,149 +117,6 @@ async function showFrame(index, { fitView = false } = {}) {
   state.video.masks = masks;
   $("stage").dataset.frame = String(index);
   redraw();
-}
-
-// ---------- corrections by pointer ----------
-
-function toggleKeep(region) {
-  const detail = current();
-  if (region.locked) {
-    say(`kept by the folder sidecar ${detail.corrections.folder_path}: change it there`, { error: true });
-    return;
-  }
-  const corr = edit(detail);
-  if (!corr) return;
-  if (state.video) {
-    if (region.track !== undefined) {
-      const at = corr.keep.findIndex((k) => k.track === region.track);
-      if (at >= 0) corr.keep.splice(at, 1);
-      else corr.keep.push({ id: newId(), track: region.track, label: `track ${region.track}` });
-    } else if (region.keep) {
-      corr.keep = corr.keep.filter((k) => k !== region.keep && k.id !== region.keep.id);
-    }
-  } else if (region.mask) {
-    const box = region.mask.box;
-    if (region.kind === "kept") {
-      const before = corr.keep.length;
-      corr.keep = corr.keep.filter((k) => !(k.box && insideShare(box, k.box) >= KEEP_INSIDE));
-      if (corr.keep.length === before) say(`kept by the folder sidecar ${detail.corrections.folder_path}: change it there`, { error: true });
-    } else {
-      corr.keep.push({ id: newId(), box: round1(clampBox(grow(box, 1.2), detail.width, detail.height)), label: "kept in review" });
-    }
-  } else if (region.keep) {
-    corr.keep = corr.keep.filter((k) => k.id !== region.keep.id);
-  }
-  redraw();
-}
-
-function addRegion(box) {
-  const detail = current();
-  const corr = edit(detail);
-  if (!corr) return;
-  const region = { id: newId(), box: round1(box), shape: state.shape, label: "added in review" };
-  if (state.video) {
-    const times = state.video.info.times;
-    region.start = times[state.video.index];
-    region.end = times[times.length - 1];
-  }
-  corr.add.push(region);
-  state.selected = region.id;
-  redraw();
-}
-
-function moveAdded(region, dx, dy) {
-  const detail = current();
-  const corr = edit(detail);
-  if (!corr) return;
-  const at = corr.add.findIndex((a) => a.id === region.id);
-  if (at < 0) return;
-  const now = time();
-  const moved = clampBox(translate(boxAt(region, now), dx, dy), detail.width, detail.height);
-  corr.add[at] = state.video ? withKeyframe(region, now, round1(moved)) : { ...region, box: round1(moved) };
-  redraw();
-}
-
-function deleteSelected() {
-  const detail = current();
-  const region = selectedAdded();
-  if (!detail || !region) return;
-  const corr = edit(detail);
-  if (!corr) return;
-  corr.add = corr.add.filter((a) => a.id !== region.id);
-  state.selected = null;
-  redraw();
-}
-
-function setRange(which) {
-  const region = selectedAdded();
-  if (!region || !state.video) return;
-  const corr = edit(current());
-  if (!corr) return;
-  const now = time();
-  const updated = { ...region };
-  if (which === "start") {
-    updated.start = now;
-    if (updated.end != null && updated.end < now) updated.end = now;
-  } else {
-    updated.end = now;
-    if (updated.start != null && updated.start > now) updated.start = now;
-  }
-  corr.add[corr.add.findIndex((a) => a.id === region.id)] = updated;
-  redraw();
-}
-
-function pointerDown(event) {
-  if (event.button !== 0 || !viewer.width) return;
-  const stage = $("stage");
-  const start = viewer.toPicture(event);
-  const startScreen = [event.clientX, event.clientY];
-  const target = event.target.closest ? event.target.closest("[data-region]") : null;
-  const region = target && state.regions ? state.regions.find((r) => r.id === target.dataset.region) : null;
-  stage.setPointerCapture(event.pointerId);
-  let moved = false;
-  let last = start;
-  let box = null;
-  const detail = current();
-  const move = (e) => {
-    const here = viewer.toPicture(e);
-    moved = moved || Math.hypot(e.clientX - startScreen[0], e.clientY - startScreen[1]) > 3;
-    if (state.tool === "add") {
-      box = clampBox([Math.min(start[0], here[0]), Math.min(start[1], here[1]), Math.max(start[0], here[0]), Math.max(start[1], here[1])], detail.width, detail.height);
-      rubberBand($("overlay"), box, state.shape);
-    } else if (region && region.kind === "added" && !region.locked) {
-      if (moved) {
-        const live = corrections(detail).add.find((a) => a.id === region.id);
-        if (live) moveAdded(live, here[0] - last[0], here[1] - last[1]);
-        last = here;
-      }
-    } else if (!region) {
-      stage.classList.add("panning");
-      viewer.panBy(e.movementX, e.movementY);
-    }
-  };
-  const up = () => {
-    stage.removeEventListener("pointermove", move);
-    stage.removeEventListener("pointerup", up);
-    stage.removeEventListener("pointercancel", up);
-    stage.classList.remove("panning");
-    if (state.tool === "add") {
-      clearRubberBand($("overlay"));
-      if (box && box[2] - box[0] >= MIN_REGION && box[3] - box[1] >= MIN_REGION) addRegion(box);
-      return;
-    }
-    if (!region || moved) return;
-    if (region.kind === "added") {
-      state.selected = region.locked ? null : region.id;
-      if (region.locked) say(`added by the folder sidecar ${detail.corrections.folder_path}: change it there`, { error: true });
-      redraw();
-    } else {
-      toggleKeep(region);
-    }
-  };
-  stage.addEventListener("pointermove", move);
-  stage.addEventListener("pointerup", up);
-  stage.addEventListener("pointercancel", up);
-  event.preventDefault();
 }
 
 // ---------- apply ----------
@@ -510,7 +233,7 @@ function key(event) {
 }
 
 function wire() {
-  $("stage").addEventListener("pointerdown", pointerDown);
+  $("stage").addEventListener("pointerdown", pointerHandler(viewer));
   $("tool-add").addEventListener("click", () => setTool(state.tool === "add" ? "select" : "add"));
   $("shape").addEventListener("click", () => setShape(state.shape === "box" ? "ellipse" : "box"));
   $("delete").addEventListener("click", deleteSelected);
