@@ -34,3 +34,14 @@ class BackendUnavailableError(BlurError):
 
 class DetectionError(BlurError):
     """Detection did not run on a frame, so nothing may be written for it."""
+
+
+def reason_of(exc: BaseException, *names: object) -> str:
+    """`exc`'s message for a report entry that already names the file: a leading "<name>: " naming one
+    of `names` (the source, the output) is dropped, so the file is named once."""
+    text = str(exc)
+    for name in names:
+        prefix = f"{name}: "
+        if name is not None and text.startswith(prefix):
+            return text[len(prefix) :]
+    return text

@@ -64,6 +64,7 @@ class FileResult:
         track_spans: each track's id, first and last frame masked, best score (video only).
         found: the detector's own faces (x1, y1, x2, y2, score) at full precision (photo only), so a
             re-render masks exactly what a fresh run would; kept in the state folder, not in reports.
+        traceback: for an internal error (a bug in blur, never a bad file), where it happened.
     """
 
     source: str
@@ -80,6 +81,7 @@ class FileResult:
     detections: tuple[dict[str, Any], ...] = field(default=())
     track_spans: tuple[dict[str, Any], ...] = field(default=())
     found: tuple[tuple[float, float, float, float, float], ...] = field(default=())
+    traceback: str = ""
 
     def to_dict(self, *, exact: bool = False) -> dict[str, Any]:
         """Return a JSON-ready dict (`exact`: with the full-precision detections, for the state folder)."""
@@ -92,6 +94,8 @@ class FileResult:
         data["notes"] = list(self.notes)
         data["detections"] = list(self.detections)
         data["track_spans"] = list(self.track_spans)
+        if not self.traceback:
+            del data["traceback"]
         return data
 
     @classmethod
@@ -121,6 +125,7 @@ class FileResult:
                 detections=tuple(d for d in data.get("detections", []) if isinstance(d, dict)),
                 track_spans=tuple(d for d in data.get("track_spans", []) if isinstance(d, dict)),
                 found=tuple(_row(r) for r in data.get("found", [])),
+                traceback=str(data.get("traceback", "")),
             )
         except (TypeError, ValueError) as exc:
             msg = f"{data['source']}: malformed file result ({exc})"

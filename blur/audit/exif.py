@@ -12,6 +12,7 @@ from blur.textsafe import excerpt
 
 _EXIF_HEADER = b"Exif\x00\x00"
 _THUMB_OFFSET, _THUMB_LENGTH = 0x0201, 0x0202
+_NEW_SUBFILE_TYPE = 0x00FE
 
 
 def _value_text(entry: Entry) -> str:
@@ -75,21 +76,34 @@ def _extra_image(ifd: Ifd, order: str, where: str, *, embedded: bool) -> Finding
     elif embedded:
         what = f"EXIF thumbnail ({ifd.name})"
     else:
-        what = f"second image or page ({ifd.name})"
+        what = f"reduced-resolution copy ({ifd.name})"
     return Finding(Category.hidden, what, size, f"{where} {ifd.name}")
 
 
 def structure_findings(
     structure: TiffStructure, allowed: Mapping[str, frozenset[int]], where: str, *, embedded: bool
 ) -> list[Finding]:
-    """Report every directory beyond the first image as a hidden image, and every tag not allowed."""
+    """Report every directory beyond the pictures as a hidden image, and every tag not allowed.
+
+    In a TIFF file the pages of the main chain are pictures (the face check reads every one) and
+    their tags are checked like the first page's; sub-images, reduced-resolution copies and, in an
+    EXIF block, every directory after the first (a thumbnail) are hidden images.
+    """
     findings: list[Finding] = []
     for ifd in structure.ifds:
-        if ifd.name == "SubIFD" or (ifd.name.startswith("IFD") and ifd.name != "IFD0"):
+        extra = ifd.name.startswith("IFD") and ifd.name != "IFD0"
+        page = extra and not embedded and not _reduced(ifd, structure.order)
+        if ifd.name == "SubIFD" or (extra and not page):
             findings.append(_extra_image(ifd, structure.order, where, embedded=embedded))
             continue
-        findings += _plain_findings(ifd, allowed.get(ifd.name, frozenset()), where)
+        findings += _plain_findings(ifd, allowed.get("IFD0" if page else ifd.name, frozenset()), where)
     return findings
+
+
+def _reduced(ifd: Ifd, order: str) -> bool:
+    """Whether a directory is a reduced-resolution copy of another (NewSubfileType bit 0: a preview)."""
+    kinds = ifd.entries[_NEW_SUBFILE_TYPE].ints(order) if _NEW_SUBFILE_TYPE in ifd.entries else []
+    return bool(kinds and kinds[0] & 1)
 
 
 def exif_findings(block: bytes, where: str) -> list[Finding]:

@@ -12,7 +12,8 @@ import numpy.typing as npt
 from blur.audit.model import Category, Finding
 from blur.detect import Detector
 from blur.errors import BlurError
-from blur.media.image import read_photo
+from blur.media.animated import read_pictures
+from blur.media.image import probe_photo, read_photo
 from blur.types import Detections, Frame, iou_matrix
 
 FILL_MAX = 6
@@ -112,10 +113,19 @@ def face_findings(dets: Detections, where: str = "") -> list[Finding]:
     return findings
 
 
-def photo_faces(path: Path, fmt: str, check: FaceCheck) -> list[Finding]:
-    """Faces a detector still finds in the upright picture (RGB under any transparency included)."""
+def photo_faces(path: Path, fmt: str, check: FaceCheck) -> tuple[list[Finding], int]:
+    """Faces a detector still finds in the upright picture (RGB under any transparency included), in
+    every frame of an animation, page of a TIFF and image of a HEIF; and the frames checked."""
     try:
-        photo = read_photo(path, fmt)
+        header = probe_photo(path, fmt)
+        if header.frames == 1:
+            return face_findings(check.faces(read_photo(path, fmt).rgb)), 1
+        pictures = read_pictures(path, header)
     except BlurError as exc:
-        return [Finding(Category.error, "pixels could not be decoded", str(exc))]
-    return face_findings(check.faces(photo.rgb))
+        return [Finding(Category.error, "pixels could not be decoded", str(exc))], 0
+    what = "frame" if pictures.timeline else "page" if fmt == "TIFF" else "image"
+    findings: list[Finding] = []
+    checked = range(0, len(pictures.frames), max(1, check.every))
+    for index in checked:
+        findings += face_findings(check.faces(pictures.frames[index].rgb), f"{what} {index + 1}")
+    return findings, len(checked)

@@ -1,7 +1,8 @@
 """PNG, walked chunk by chunk from the raw bytes.
 
 Allowed: the chunks that define the picture and how to display it (IHDR, PLTE, IDAT, IEND, tRNS,
-gAMA, cHRM, sRGB, cICP, pHYs, sBIT, bKGD, hIST). Text, EXIF, ICC, time stamps, animation frames,
+gAMA, cHRM, sRGB, cICP, pHYs, sBIT, bKGD, hIST) and APNG's animation frames (acTL, fcTL, fdAT), which
+the face check reads like the first picture. Text, EXIF, ICC, time stamps, animation frames,
 unknown chunks and anything after IEND are reported.
 """
 
@@ -58,7 +59,7 @@ def _text(kind: bytes, payload: bytes) -> tuple[str, bytes]:
     return keyword.decode("latin-1"), rest
 
 
-def _chunk(kind: bytes, payload: bytes, where: str, seen_animation: bool) -> list[Finding]:
+def _chunk(kind: bytes, payload: bytes, where: str) -> list[Finding]:
     if kind in ALLOWED:
         return []
     if kind in (b"tEXt", b"zTXt", b"iTXt"):
@@ -80,7 +81,7 @@ def _chunk(kind: bytes, payload: bytes, where: str, seen_animation: bool) -> lis
         stamp = f"{year:04d}-{month:02d}-{day:02d} {hour:02d}:{minute:02d}:{second:02d}"
         return [Finding(Category.metadata, "modification time (tIME)", stamp, where)]
     if kind in _ANIMATION:
-        return [] if seen_animation else [Finding(Category.hidden, "animation frames (APNG)", where=where)]
+        return []  # APNG frames are pictures a viewer shows: the face check reads every one
     if kind == b"caBX":
         return [Finding(Category.metadata, "C2PA manifest (caBX)", f"{len(payload)} bytes", where)]
     label = excerpt(kind.decode("latin-1"))
@@ -105,7 +106,6 @@ def png_findings(data: bytes) -> list[Finding]:
         return [Finding(Category.error, "not a PNG", "no PNG signature")]
     findings: list[Finding] = []
     pos = len(SIGNATURE)
-    animated = False
     while True:
         if pos + 12 > len(data):
             findings.append(Finding(Category.error, "truncated PNG", f"no IEND chunk (stopped at offset {pos})"))
@@ -116,8 +116,7 @@ def png_findings(data: bytes) -> list[Finding]:
             findings.append(Finding(Category.error, "corrupt or truncated PNG", f"chunk at offset {pos}"))
             return findings
         where = f"chunk '{kind.decode('latin-1')}' at offset {pos}"
-        findings += _chunk(kind, data[pos + 8 : pos + 8 + length], where, animated)
-        animated = animated or kind in _ANIMATION
+        findings += _chunk(kind, data[pos + 8 : pos + 8 + length], where)
         if kind == b"IEND":
             return findings + _after_iend(data, end)
         pos = end

@@ -7,8 +7,10 @@ import stat
 from collections.abc import Callable
 from pathlib import Path
 
+from blur.audit.avif import avif_findings
 from blur.audit.exif import tiff_findings
 from blur.audit.faces import FaceCheck, photo_faces
+from blur.audit.gif import gif_findings
 from blur.audit.heif import heif_findings
 from blur.audit.jpeg import jpeg_findings
 from blur.audit.model import AuditOptions, Category, FileAudit, Finding, Verdict, verdict_of
@@ -17,7 +19,7 @@ from blur.audit.riff import webp_findings
 from blur.audit.video import video_findings
 from blur.batch.workfiles import working_file_kind
 from blur.fsio import open_regular
-from blur.media.kinds import Kind, Sniffed, extension_kind, formats_agree, sniff_bytes
+from blur.media.kinds import HEAD_BYTES, Kind, Sniffed, extension_kind, formats_agree, sniff_bytes
 
 MAX_PHOTO_BYTES = 1 << 30
 """Photos above 1 GiB are not read into memory for the structure check."""
@@ -28,6 +30,8 @@ PARSERS: dict[str, Callable[[bytes], list[Finding]]] = {
     "WEBP": webp_findings,
     "TIFF": tiff_findings,
     "HEIF": heif_findings,
+    "AVIF": avif_findings,
+    "GIF": gif_findings,
 }
 
 OnFile = Callable[[FileAudit], None]
@@ -78,12 +82,14 @@ def _structure(fmt: str, data: bytes) -> list[Finding]:
         return [Finding(Category.error, f"{fmt} structure could not be checked", f"{type(exc).__name__}: {exc}")]
 
 
-def _photo(path: Path, fmt: str, data: bytes, check: LazyCheck) -> list[Finding]:
+def _photo(path: Path, fmt: str, data: bytes, check: LazyCheck) -> tuple[list[Finding], int | None]:
+    """Structure findings and faces of a photo, and the frames (pages, images) whose faces were checked."""
     findings = _structure(fmt, data)
     face_check = check.get()
-    if face_check is not None:
-        findings += photo_faces(path, fmt, face_check)
-    return findings
+    if face_check is None:
+        return findings, None
+    faces, checked = photo_faces(path, fmt, face_check)
+    return findings + faces, checked
 
 
 def _mismatch(path: Path, actual: Sniffed) -> list[Finding]:
@@ -113,7 +119,7 @@ def audit_file(path: Path, check: LazyCheck) -> FileAudit:
         data = _read(path)
     except OSError as exc:
         return FileAudit(name, Verdict.error, reason=f"cannot read: {exc.strerror or exc}")
-    actual = sniff_bytes(data[:64])
+    actual = sniff_bytes(data[:HEAD_BYTES])
     if actual.kind is Kind.unsupported:
         claimed = extension_kind(path)
         if claimed.kind is not Kind.unsupported:
@@ -123,7 +129,9 @@ def audit_file(path: Path, check: LazyCheck) -> FileAudit:
     findings = _mismatch(path, actual)
     frames: int | None = None
     if actual.kind is Kind.image:
-        findings += _photo(path, actual.format, data, check)
+        found, frames = _photo(path, actual.format, data, check)
+        findings += found
+        frames = frames if frames is not None and frames > 1 else None
     else:
         del data
         found, frames = video_findings(path, actual.format, check.get())

@@ -14,7 +14,7 @@ from blur.errors import BlurError
 
 MAX_IFDS = 256
 MAX_ENTRIES = 4096
-TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4}
+TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4, 16: 8, 17: 8, 18: 8}
 
 
 class TiffError(BlurError):
@@ -33,7 +33,7 @@ class Entry:
 
     def ints(self, order: str) -> list[int]:
         """The value as unsigned integers (SHORT, LONG or IFD types), or [] for other types."""
-        codes = {3: "H", 4: "I", 13: "I"}
+        codes = {3: "H", 4: "I", 13: "I", 16: "Q", 18: "Q"}
         code = codes.get(self.type)
         if code is None or len(self.value) < self.count * TYPE_SIZES[self.type]:
             return []
@@ -51,63 +51,84 @@ class Ifd:
 
 @dataclass(frozen=True, slots=True)
 class TiffStructure:
-    """Every directory reachable from the header, in walk order."""
+    """Every directory reachable from the header, in walk order (`big`: a BigTIFF, 64-bit offsets)."""
 
     order: str
     ifds: tuple[Ifd, ...]
+    big: bool = False
 
 
-def _entry(data: bytes, order: str, at: int) -> Entry | None:
-    tag, typ, count = struct.unpack_from(f"{order}HHI", data, at)
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """Field sizes of classic TIFF (count 2, entry 12, offsets 4) and BigTIFF (8, 20, 8)."""
+
+    order: str
+    count: str = "H"
+    entry: int = 12
+    offset: str = "I"
+
+    @property
+    def width(self) -> int:
+        return struct.calcsize(self.offset)
+
+
+def _entry(data: bytes, lay: _Layout, at: int) -> Entry | None:
+    tag, typ, count = struct.unpack_from(f"{lay.order}HH{lay.offset}", data, at)
+    value_at = at + 4 + lay.width
     size = TYPE_SIZES.get(typ)
     if size is None:
-        return Entry(tag, typ, count, b"", at + 8)
+        return Entry(tag, typ, count, b"", value_at)
     length = size * count
-    if length <= 4:
-        return Entry(tag, typ, count, data[at + 8 : at + 8 + length], at + 8)
-    (offset,) = struct.unpack_from(f"{order}I", data, at + 8)
+    if length <= lay.width:
+        return Entry(tag, typ, count, data[value_at : value_at + length], value_at)
+    (offset,) = struct.unpack_from(f"{lay.order}{lay.offset}", data, value_at)
     value = data[offset : offset + length] if offset + length <= len(data) else b""
     return Entry(tag, typ, count, value, offset)
 
 
-def _read_ifd(data: bytes, order: str, name: str, offset: int) -> tuple[Ifd, int]:
-    if offset + 2 > len(data):
+def _read_ifd(data: bytes, lay: _Layout, name: str, offset: int) -> tuple[Ifd, int]:
+    head = struct.calcsize(lay.count)
+    if offset + head > len(data):
         msg = f"{name} directory at offset {offset} lies outside the data"
         raise TiffError(msg)
-    (count,) = struct.unpack_from(f"{order}H", data, offset)
-    if count > MAX_ENTRIES or offset + 2 + 12 * count > len(data):
+    (count,) = struct.unpack_from(f"{lay.order}{lay.count}", data, offset)
+    if count > MAX_ENTRIES or offset + head + lay.entry * count > len(data):
         msg = f"{name} directory at offset {offset} declares {count} entries that do not fit"
         raise TiffError(msg)
     ifd = Ifd(name, offset)
     for i in range(count):
-        entry = _entry(data, order, offset + 2 + 12 * i)
+        entry = _entry(data, lay, offset + head + lay.entry * i)
         if entry is not None:
             ifd.entries[entry.tag] = entry
-    end = offset + 2 + 12 * count
-    nxt = struct.unpack_from(f"{order}I", data, end)[0] if end + 4 <= len(data) else 0
+    end = offset + head + lay.entry * count
+    nxt = struct.unpack_from(f"{lay.order}{lay.offset}", data, end)[0] if end + lay.width <= len(data) else 0
     return ifd, nxt
 
 
 def parse_tiff(data: bytes) -> TiffStructure:
-    """Walk the header, the main directory chain and every EXIF, GPS, interop and sub-image directory.
+    """Walk the header, the main directory chain and every EXIF, GPS, interop and sub-image directory
+    (classic TIFF and BigTIFF).
 
     Raises:
-        TiffError: not a TIFF header, BigTIFF, or a directory that does not fit or loops.
+        TiffError: not a TIFF header, or a directory that does not fit or loops.
     """
-    if data[:4] == b"II*\x00":
-        order = "<"
-    elif data[:4] == b"MM\x00*":
-        order = ">"
+    if data[:4] in (b"II*\x00", b"MM\x00*"):
+        lay = _Layout("<" if data[0] == ord("I") else ">")
+        first_at = 4
     elif data[:4] in (b"II+\x00", b"MM\x00+"):
-        msg = "BigTIFF structure is not audited"
-        raise TiffError(msg)
+        lay = _Layout("<" if data[0] == ord("I") else ">", count="Q", entry=20, offset="Q")
+        first_at = 8
+        if len(data) < 16 or struct.unpack_from(f"{lay.order}HH", data, 4) != (8, 0):
+            msg = "BigTIFF header cut short or not 8-byte offsets"
+            raise TiffError(msg)
     else:
         msg = "no TIFF header"
         raise TiffError(msg)
-    if len(data) < 8:
+    order = lay.order
+    if len(data) < first_at + lay.width:
         msg = "TIFF header cut short"
         raise TiffError(msg)
-    (first,) = struct.unpack_from(f"{order}I", data, 4)
+    (first,) = struct.unpack_from(f"{order}{lay.offset}", data, first_at)
     pending: list[tuple[str, int]] = [("IFD0", first)]
     seen: set[int] = set()
     ifds: list[Ifd] = []
@@ -120,7 +141,7 @@ def parse_tiff(data: bytes) -> TiffStructure:
             msg = f"{name} directory at offset {offset} loops back or there are too many directories"
             raise TiffError(msg)
         seen.add(offset)
-        ifd, nxt = _read_ifd(data, order, name, offset)
+        ifd, nxt = _read_ifd(data, lay, name, offset)
         ifds.append(ifd)
         for tag, child in IFD_POINTERS.items():
             if tag in ifd.entries:
@@ -128,4 +149,4 @@ def parse_tiff(data: bytes) -> TiffStructure:
         if name.startswith("IFD") and nxt:
             chain += 1
             pending.append((f"IFD{chain}", nxt))
-    return TiffStructure(order, tuple(ifds))
+    return TiffStructure(order, tuple(ifds), lay.width == 8)

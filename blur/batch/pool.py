@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import time
+import traceback
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
@@ -48,13 +49,16 @@ def _guarded(job: Job, engine: Engine, on_frames: OnFrames | None = None) -> Fil
             for folder in (job.output.parent, job.scratch):
                 for partial in folder.glob(f".{job.output.stem}.*.blur-partial*") if folder else ():
                     partial.unlink(missing_ok=True)
-        reason = f"{job.source}: internal error ({type(exc).__name__}: {exc}); no output written"
+        reason = (
+            f"internal error ({type(exc).__name__}: {exc}); no output written. This is a bug in blur: please report it"
+        )
         return FileResult(
             source=str(job.source),
             status=Status.failed,
             kind=job.kind.value,
             reason=reason,
             seconds=time.perf_counter() - start,
+            traceback="".join(traceback.format_exception(exc)),
         )
 
 
@@ -130,6 +134,6 @@ def _run_pool(
                     source=str(job.source),
                     status=Status.failed,
                     kind="image",
-                    reason=f"{job.source}: worker failed ({type(exc).__name__}: {exc}); no output written",
+                    reason=f"worker failed ({type(exc).__name__}: {exc}); no output written",
                 )
             emit(results[i])

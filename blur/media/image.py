@@ -1,32 +1,54 @@
-"""Photos: decode fully with orientation baked in; encode a fresh file that carries no metadata.
+"""Photos: read the header, decode fully with orientation baked in, encode a fresh metadata-free file.
 
 Nothing from the input container is copied to the output: no EXIF (GPS, serials, maker notes,
 thumbnails), XMP, IPTC, Photoshop blocks, comments, text chunks, MPF images or trailing data.
 An embedded ICC profile is applied to the pixels (converted to sRGB) and then dropped, because
 profiles carry free text (descriptions, copyright, sometimes device names).
+
+HEIF and AVIF are walked box by box first (`blur.media.bmff`): a file cut short is named as
+truncated, with the byte where it ends, before any decoder sees it; thumbnails, depth maps, mattes
+and gain maps are listed so the report can say they were dropped.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
+import os
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageCms, ImageOps
 
-from blur.errors import MediaReadError, MediaWriteError
+from blur.errors import BlurError, MediaReadError, MediaWriteError
 from blur.fsio import open_regular
+from blur.media.bmff import HeifLayout, read_layout
+from blur.media.gif import encode_gif
+from blur.media.limits import EncodePlan
 from blur.types import Frame
 
 MAX_PIXELS = 200_000_000
 """Refuse images above 200 MP (decompression-bomb guard; 45 MP camera files pass easily)."""
 
+BMFF_FORMATS = frozenset({"HEIF", "AVIF"})
+
 _HEIF_REGISTERED = False
 
+_AUX_NAMES = (
+    ("depth", "depth map"),
+    ("auxid:2", "depth map"),
+    ("disparity", "depth map"),
+    ("gainmap", "HDR gain map"),
+    ("portraiteffectsmatte", "portrait matte"),
+    ("matte", "segmentation matte"),
+)
 
-def _register_heif() -> None:
+
+def register_heif() -> None:
     global _HEIF_REGISTERED
     if not _HEIF_REGISTERED:
         from pillow_heif import register_heif_opener  # noqa: PLC0415
@@ -45,6 +67,154 @@ class Photo:
     notes: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class PhotoHeader:
+    """What a photo file declares, read without decoding pixels.
+
+    Attributes:
+        frames: frames (animations), pages (TIFF) or top-level images (HEIF); 1 for a still photo.
+        sizes: the upright width and height of each of them.
+        alpha: whether any of them has transparency.
+        notes: what will not be written (thumbnails, depth maps, gain maps), for the report.
+    """
+
+    format: str
+    frames: int
+    sizes: tuple[tuple[int, int], ...]
+    alpha: bool
+    notes: tuple[str, ...] = ()
+
+
+def _aux_name(aux_type: str) -> str:
+    lowered = aux_type.lower()
+    return next((name for key, name in _AUX_NAMES if key in lowered), aux_type)
+
+
+def _layout_notes(layout: HeifLayout) -> tuple[str, ...]:
+    dropped = [_aux_name(a) for a in layout.auxiliary]
+    if layout.thumbnails:
+        dropped.insert(0, f"{layout.thumbnails} thumbnail(s)")
+    if not dropped:
+        return ()
+    return (f"not written: {', '.join(dict.fromkeys(dropped))} (only the anonymized picture is kept)",)
+
+
+def _check_bmff(fh: Any, path: Path, fmt: str) -> HeifLayout:
+    """The HEIF/AVIF boxes, refusing a truncated file by name before the decoder sees it."""
+    size = os.fstat(fh.fileno()).st_size
+    try:
+        layout = read_layout(fh, size)
+    except MediaReadError as exc:
+        msg = f"{path}: not a readable {fmt} file: {exc}"
+        raise MediaReadError(msg) from exc
+    finally:
+        fh.seek(0)
+    if layout.truncated:
+        msg = f"{path}: truncated: the {fmt} data ends at byte {size} of {layout.declared_end}"
+        raise MediaReadError(msg)
+    return layout
+
+
+@contextlib.contextmanager
+def decode_errors(path: Path, fmt: str) -> Iterator[list[warnings.WarningMessage]]:
+    """Turn whatever a decoder raises into a `MediaReadError` naming the file, and collect its warnings.
+
+    Decoder warnings (corrupt EXIF, truncated tags) become notes in the report, never prints.
+    Pillow warns above MAX_IMAGE_PIXELS and raises above twice that; the warning is made an error so
+    the limit is exactly MAX_PIXELS, checked when the header is read.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+        try:
+            yield caught
+        except BlurError:
+            raise
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            msg = f"{path}: image too large ({exc}); refusing a possible decompression bomb"
+            raise MediaReadError(msg) from exc
+        except MemoryError as exc:
+            msg = f"{path}: not enough memory to decode it"
+            raise MediaReadError(msg) from exc
+        except Exception as exc:
+            msg = f"{path}: cannot decode as {fmt}: {type(exc).__name__}: {exc}"
+            raise MediaReadError(msg) from exc
+
+
+@contextlib.contextmanager
+def open_picture(path: Path, fmt: str) -> Iterator[Image.Image]:
+    """Open a regular file with the decoder of `fmt` only (header read, nothing decoded yet).
+
+    Call inside `decode_errors`. HEIF and AVIF are checked for truncation first.
+
+    Raises:
+        MediaReadError: it cannot be opened, is not a regular file, or is truncated.
+    """
+    if fmt == "HEIF":
+        register_heif()
+    try:
+        fh = open_regular(path)
+    except OSError as exc:
+        msg = f"{path}: cannot read: {exc.strerror or exc}"
+        raise MediaReadError(msg) from exc
+    with fh:
+        if fmt in BMFF_FORMATS:
+            _check_bmff(fh, path, fmt)
+        if fmt == "AVIF":
+            # Pillow's AVIF opener only accepts files whose major brand is avif, avis, mif1 or msf1;
+            # the sniffer has already read the compatible brands too.
+            from PIL import AvifImagePlugin  # noqa: PLC0415
+
+            image: Image.Image = AvifImagePlugin.AvifImageFile(fh)
+            w, h = image.size
+            if w * h > MAX_PIXELS:
+                image.close()
+                msg = f"{path}: image too large ({w}x{h} pixels); refusing a possible decompression bomb"
+                raise MediaReadError(msg)
+        else:
+            image = Image.open(fh, formats=[fmt])
+        with image:
+            yield image
+
+
+def _upright_size(image: Image.Image, fmt: str) -> tuple[int, int]:
+    orientation = image.getexif().get(0x0112, 1) if fmt != "TIFF" else image.tag_v2.get(0x0112, 1)  # type: ignore[attr-defined]
+    w, h = image.size
+    return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
+
+
+def _has_alpha(image: Image.Image) -> bool:
+    return image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
+
+
+def probe_photo(path: Path, fmt: str) -> PhotoHeader:
+    """Read what a photo declares: frames or pages, their upright sizes, transparency; decode nothing.
+
+    Raises:
+        MediaReadError: unreadable, truncated, not `fmt`, or a frame above `MAX_PIXELS`.
+    """
+    with decode_errors(path, fmt), open_picture(path, fmt) as image:
+        frames = max(1, int(getattr(image, "n_frames", 1)))
+        notes: tuple[str, ...] = ()
+        if fmt in BMFF_FORMATS:
+            with open_regular(path) as fh:
+                notes = _layout_notes(read_layout(fh, os.fstat(fh.fileno()).st_size))
+        if fmt in ("TIFF", "HEIF") and frames > 1:
+            sizes, alpha = [], False
+            for index in range(frames):
+                image.seek(index)
+                sizes.append(_upright_size(image, fmt))
+                alpha = alpha or _has_alpha(image)
+        else:
+            sizes, alpha = [_upright_size(image, fmt)] * frames, _has_alpha(image)
+    for w, h in sizes:
+        if w * h > MAX_PIXELS:
+            msg = f"{path}: image too large ({w}x{h} = {w * h / 1e6:.0f} MP, above {MAX_PIXELS / 1e6:.0f} MP); refusing"
+            raise MediaReadError(msg)
+    return PhotoHeader(fmt, frames, tuple(sizes), alpha, notes)
+
+
 def _to_srgb(image: Image.Image, notes: list[str]) -> Image.Image:
     icc = image.info.get("icc_profile")
     if not icc:
@@ -61,18 +231,6 @@ def _to_srgb(image: Image.Image, notes: list[str]) -> Image.Image:
     return converted if converted is not None else image
 
 
-def _decode(image: Image.Image, path: Path, fmt: str, notes: list[str]) -> Photo:
-    pages = getattr(image, "n_frames", 1)
-    if pages > 1 and fmt != "TIFF":
-        msg = f"{path}: animated or multi-image {fmt} files are not supported"
-        raise MediaReadError(msg)
-    if pages > 1:
-        notes.append(f"TIFF holds {pages} pages: only the first was anonymized and written; the others were dropped")
-    image.load()
-    rgb, alpha = _pixels(image, notes)
-    return Photo(rgb=rgb, alpha=alpha, format=fmt, notes=tuple(notes))
-
-
 def _upright(image: Image.Image) -> Image.Image:
     """Apply EXIF orientation, copying only when a transpose is needed (a 45 MP frame is 136 MB)."""
     if image.getexif().get(0x0112, 1) in (0, 1):
@@ -81,11 +239,11 @@ def _upright(image: Image.Image) -> Image.Image:
     return image if upright is None else upright
 
 
-def _pixels(image: Image.Image, notes: list[str]) -> tuple[Frame, np.ndarray | None]:
-    """Upright sRGB pixels and the alpha plane, if any, with as few full-size copies as possible."""
+def upright_pixels(image: Image.Image, notes: list[str]) -> tuple[Frame, np.ndarray | None]:
+    """Upright sRGB pixels of the loaded frame and its alpha plane, if any, with as few full-size copies
+    as possible. `notes` collects what the report should say (profile converted)."""
     upright = _to_srgb(_upright(image), notes)
-    has_alpha = upright.mode in ("RGBA", "LA", "PA") or (upright.mode == "P" and "transparency" in upright.info)
-    if has_alpha:
+    if _has_alpha(upright):
         rgba = np.asarray(upright.convert("RGBA"))
         return np.ascontiguousarray(rgba[:, :, :3]), np.ascontiguousarray(rgba[:, :, 3])
     rgb = upright if upright.mode == "RGB" else upright.convert("RGB")
@@ -93,78 +251,85 @@ def _pixels(image: Image.Image, notes: list[str]) -> tuple[Frame, np.ndarray | N
 
 
 def read_photo(path: Path, fmt: str) -> Photo:
-    """Decode a whole photo, apply its EXIF orientation and return upright RGB pixels.
+    """Decode a whole single-picture photo, apply its orientation and return upright RGB pixels.
 
     Only a regular file is opened (no link, FIFO or device), only with the decoder of `fmt`, and a
     declared size above `MAX_PIXELS` is refused from the header, before any pixel is decoded.
+    Files with several frames, pages or images are read with `blur.media.animated.read_pictures`.
 
     Raises:
-        MediaReadError: unreadable, truncated, corrupt, too large, animated, or not the format `fmt`.
+        MediaReadError: unreadable, truncated, corrupt, too large, several frames, or not `fmt`.
     """
+    with decode_errors(path, fmt) as caught, open_picture(path, fmt) as image:
+        frames = int(getattr(image, "n_frames", 1))
+        if frames > 1:
+            msg = f"{path}: holds {frames} frames, pages or images (read with read_pictures)"
+            raise MediaReadError(msg)
+        image.load()
+        notes: list[str] = []
+        rgb, alpha = upright_pixels(image, notes)
+        photo = Photo(rgb=rgb, alpha=alpha, format=fmt, notes=tuple(notes))
+    heard = tuple(dict.fromkeys(f"decoder warning: {w.message}" for w in caught))
+    return replace(photo, notes=photo.notes + heard) if heard else photo
+
+
+def pillow_image(rgb: Frame, alpha: np.ndarray | None) -> Image.Image:
+    """An RGB or RGBA Pillow image sharing `rgb`'s memory where it can (no metadata at all)."""
+    contiguous = np.ascontiguousarray(rgb)
+    image = Image.frombuffer("RGB", (contiguous.shape[1], contiguous.shape[0]), contiguous, "raw", "RGB", 0, 1)
+    if alpha is not None:
+        image.putalpha(Image.fromarray(alpha, "L"))
+    return image
+
+
+def encode_options(fmt: str, quality: int, pixels: int, plan: EncodePlan) -> dict[str, object]:
+    """Encoder settings of `fmt` for a picture of `pixels` pixels."""
+    if fmt == "JPEG":
+        # Huffman optimisation holds the whole coded image in memory twice: only for small photos.
+        return {
+            "quality": quality,
+            "optimize": pixels <= 12_000_000,
+            "subsampling": "4:2:0" if quality < 95 else "4:4:4",
+        }
+    if fmt == "WEBP":
+        return {"quality": quality, "method": 4}
     if fmt == "HEIF":
-        _register_heif()
-    try:
-        fh = open_regular(path)
-    except OSError as exc:
-        msg = f"{path}: cannot read: {exc.strerror or exc}"
-        raise MediaReadError(msg) from exc
-    try:
-        with fh, warnings.catch_warnings(record=True) as caught:
-            # Decoder warnings (corrupt EXIF, truncated tags) become notes in the report, never prints.
-            # Pillow warns above MAX_IMAGE_PIXELS and raises above twice that; the warning is made an
-            # error so the limit is exactly MAX_PIXELS, checked when the header is read.
-            warnings.simplefilter("always")
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            Image.MAX_IMAGE_PIXELS = MAX_PIXELS
-            with Image.open(fh, formats=[fmt]) as image:
-                photo = _decode(image, path, fmt, [])
-        heard = tuple(dict.fromkeys(f"decoder warning: {w.message}" for w in caught))
-        return replace(photo, notes=photo.notes + heard) if heard else photo
-    except MediaReadError:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        msg = f"{path}: image too large ({exc}); refusing a possible decompression bomb"
-        raise MediaReadError(msg) from exc
-    except MemoryError as exc:
-        msg = f"{path}: not enough memory to decode it"
-        raise MediaReadError(msg) from exc
-    except Exception as exc:
-        msg = f"{path}: cannot decode as {fmt}: {type(exc).__name__}: {exc}"
-        raise MediaReadError(msg) from exc
+        return {"quality": quality, "tile_size": plan.heif_tile}
+    if fmt == "AVIF":
+        return {"quality": quality}
+    if fmt == "TIFF":
+        return {"compression": "tiff_lzw", "big_tiff": plan.big_tiff}
+    if fmt == "PNG":
+        # zlib level 1: on the ~1 MP benchmark photos 68 ms a photo against 189 ms at Pillow's default 6,
+        # for files 6 % larger (1.13 against 1.07 MB); on a 24 MP frame level 6 takes ~10 s.
+        return {"optimize": False, "compress_level": 1}
+    return {}
 
 
-def encode_photo(rgb: Frame, alpha: np.ndarray | None, fmt: str, quality: int) -> bytes:
+ALPHA_FORMATS = frozenset({"PNG", "WEBP", "TIFF", "HEIF", "AVIF", "GIF"})
+
+
+def encode_photo(rgb: Frame, alpha: np.ndarray | None, fmt: str, quality: int, plan: EncodePlan | None = None) -> bytes:
     """Encode pixels into a brand-new file of format `fmt` with no metadata at all.
+
+    `plan` (from `blur.media.limits.plan_output`) says how a picture too large for one HEIF image is
+    tiled and whether a TIFF must be a BigTIFF. A GIF is quantized afresh from these pixels only.
 
     Raises:
         MediaWriteError: the encoder failed.
     """
+    alpha = alpha if fmt in ALPHA_FORMATS else None
+    if fmt == "GIF":
+        return encode_gif([(rgb, alpha)], [0.0], None)
     if fmt == "HEIF":
-        _register_heif()
+        register_heif()
     # frombuffer shares the array's memory: a 45 MP frame is not copied once more for encoding.
-    contiguous = np.ascontiguousarray(rgb)
-    image = Image.frombuffer("RGB", (contiguous.shape[1], contiguous.shape[0]), contiguous, "raw", "RGB", 0, 1)
-    if alpha is not None and fmt in ("PNG", "WEBP", "TIFF", "HEIF"):
-        image.putalpha(Image.fromarray(alpha, "L"))
+    image = pillow_image(rgb, alpha)
     buffer = io.BytesIO()
-    options: dict[str, object] = {}
-    if fmt == "JPEG":
-        # Huffman optimisation holds the whole coded image in memory twice: only for small photos.
-        small = rgb.shape[0] * rgb.shape[1] <= 12_000_000
-        options = {"quality": quality, "optimize": small, "subsampling": "4:2:0" if quality < 95 else "4:4:4"}
-    elif fmt == "WEBP":
-        options = {"quality": quality, "method": 4}
-    elif fmt == "HEIF":
-        options = {"quality": quality}
-    elif fmt == "TIFF":
-        options = {"compression": "tiff_lzw"}
-    elif fmt == "PNG":
-        # zlib level 1: on the ~1 MP benchmark photos 68 ms a photo against 189 ms at Pillow's default 6,
-        # for files 6 % larger (1.13 against 1.07 MB); on a 24 MP frame level 6 takes ~10 s.
-        options = {"optimize": False, "compress_level": 1}
+    options = encode_options(fmt, quality, rgb.shape[0] * rgb.shape[1], plan or EncodePlan())
     try:
         image.save(buffer, format=fmt, **options)
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
         msg = f"cannot encode {fmt}: {exc}"
         raise MediaWriteError(msg) from exc
     return buffer.getvalue()

@@ -7,6 +7,7 @@ from enum import Enum
 from pathlib import Path
 
 from blur.fsio import open_regular
+from blur.media.bmff import image_format
 
 
 class Kind(str, Enum):
@@ -29,6 +30,10 @@ IMAGE_EXTENSIONS: dict[str, str] = {
     ".heic": "HEIF",
     ".heif": "HEIF",
     ".hif": "HEIF",
+    ".avif": "AVIF",
+    ".avifs": "AVIF",
+    ".gif": "GIF",
+    ".apng": "PNG",
 }
 VIDEO_EXTENSIONS: dict[str, str] = {
     ".mp4": "mp4",
@@ -39,8 +44,11 @@ VIDEO_EXTENSIONS: dict[str, str] = {
     ".avi": "avi",
 }
 
-_HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1"}
 _QUICKTIME_BRANDS = {b"qt  "}
+HEAD_BYTES = 4096
+"""Bytes read to identify a file: enough for an ISO-BMFF `ftyp` box and, usually, the item table."""
+IMAGE_FAMILIES = ({"HEIF", "AVIF"},)
+"""Formats one extension may stand for: AVIF is a HEIF profile (an AV1 picture in a `.heif` is valid)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +60,8 @@ class Sniffed:
 
 
 def sniff_bytes(head: bytes) -> Sniffed:
-    """Identify a file from its first bytes (at least 32 are needed)."""
+    """Identify a file from its first bytes (32 are enough but for ISO-BMFF images that name no codec
+    in their brands: then the item table decides, within `HEAD_BYTES`)."""
     if head.startswith(b"\xff\xd8\xff"):
         return Sniffed(Kind.image, "JPEG")
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
@@ -61,15 +70,19 @@ def sniff_bytes(head: bytes) -> Sniffed:
         return Sniffed(Kind.image, "WEBP")
     if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
         return Sniffed(Kind.video, "avi")
-    if head[:4] in (b"II*\x00", b"MM\x00*"):
+    if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
         return Sniffed(Kind.image, "TIFF")
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return Sniffed(Kind.image, "GIF")
     if head[:4] == b"\x1a\x45\xdf\xa3":
         return Sniffed(Kind.video, "webm" if b"webm" in head[:64] else "matroska")
     if head[4:8] == b"ftyp":
-        brand = head[8:12]
-        if brand in _HEIF_BRANDS:
-            return Sniffed(Kind.image, "HEIF")
-        if brand in _QUICKTIME_BRANDS:
+        image = image_format(head)
+        if image == "RAW":
+            return Sniffed(Kind.unsupported, "")
+        if image is not None:
+            return Sniffed(Kind.image, image)
+        if head[8:12] in _QUICKTIME_BRANDS:
             return Sniffed(Kind.video, "mov")
         return Sniffed(Kind.video, "mp4")
     if head[4:8] in (b"moov", b"mdat", b"wide", b"free", b"skip"):
@@ -80,7 +93,7 @@ def sniff_bytes(head: bytes) -> Sniffed:
 def sniff(path: Path) -> Sniffed:
     """Identify a file from its content (a regular file only: links, FIFOs and devices raise OSError)."""
     with open_regular(path) as fh:
-        return sniff_bytes(fh.read(64))
+        return sniff_bytes(fh.read(HEAD_BYTES))
 
 
 def extension_kind(path: Path) -> Sniffed:
@@ -103,4 +116,4 @@ def formats_agree(claimed: Sniffed, actual: Sniffed) -> bool:
         return claimed.format == actual.format or (
             {claimed.format, actual.format} <= bmff or {claimed.format, actual.format} <= ebml
         )
-    return claimed.format == actual.format
+    return claimed.format == actual.format or any({claimed.format, actual.format} <= f for f in IMAGE_FAMILIES)

@@ -1,4 +1,8 @@
-"""One photo, start to finish: read, detect, apply sidecar corrections, mask, verify, write. No printing.
+"""One photo, start to finish: header, read, detect, apply sidecar corrections, mask, verify, write. No printing.
+
+The header is read first: a picture its own format's encoder cannot hold is refused (or planned as
+a HEIF grid or a BigTIFF) before any pixel is decoded, and a file with several frames, pages or
+images goes to `blur.photo.sequence`.
 
 The review app re-renders a photo with the detections recorded by the batch (`found`): the same
 steps without a new detection run, so the output is what `blur anonymize` would write with the
@@ -16,25 +20,27 @@ import numpy.typing as npt
 from blur.anonymize.mask import add_regions
 from blur.corrections import Boxes, Corrections, load_corrections, split_kept
 from blur.engine import Engine
-from blur.errors import BlurError
+from blur.errors import BlurError, reason_of
 from blur.fsio import write_bytes_atomic
 from blur.jobs import FileResult, Job, Status
-from blur.media.image import encode_photo, read_photo
+from blur.media.image import encode_photo, probe_photo, read_photo
+from blur.media.limits import plan_output
 from blur.photo.frame import Anonymized, anonymize_frame
 from blur.types import Detections
 
 
-def _listed(
-    result: Anonymized, kept: Detections, added: Boxes, ellipses: npt.NDArray[np.bool_]
-) -> tuple[dict[str, Any], ...]:
-    """Every mask and kept face for the report: detector, second pass, sidecar additions, kept visible."""
+def listed(
+    result: Anonymized, kept: Detections, added: Boxes, ellipses: npt.NDArray[np.bool_], **extra: Any
+) -> list[dict[str, Any]]:
+    """Every mask and kept face for the report: detector, second pass, sidecar additions, kept visible
+    (`extra`: keys added to every row, such as the frame of a multi-frame picture)."""
     rows: list[dict[str, Any]] = []
     for dets, second, is_kept in (
         (result.detections, False, False),
         (result.flagged, True, False),
         (kept, False, True),
     ):
-        rows += [{**d, "second_pass": second, "kept": is_kept, "added": False} for d in dets.to_list()]
+        rows += [{**d, "second_pass": second, "kept": is_kept, "added": False, **extra} for d in dets.to_list()]
     for box, ellipse in zip(added.tolist(), ellipses.tolist(), strict=True):
         rows.append(
             {
@@ -44,18 +50,20 @@ def _listed(
                 "kept": False,
                 "added": True,
                 **({"shape": "ellipse"} if ellipse else {}),
+                **extra,
             }
         )
-    return tuple(rows)
+    return rows
 
 
-def _correction_notes(corrections: Corrections, kept: Detections, added: Boxes) -> list[str]:
+def correction_notes(corrections: Corrections, kept: int, added: int) -> list[str]:
+    """What the report says about sidecar corrections: regions added, faces left visible."""
     notes: list[str] = []
-    if len(added):
-        notes.append(f"{len(added)} region(s) masked from the sidecar ({', '.join(corrections.sources)})")
-    if len(kept):
+    if added:
+        notes.append(f"{added} region(s) masked from the sidecar ({', '.join(corrections.sources)})")
+    if kept:
         notes.append(
-            f"WARNING: {len(kept)} detected face(s) left VISIBLE by keep regions in {', '.join(corrections.sources)}; "
+            f"WARNING: {kept} detected face(s) left VISIBLE by keep regions in {', '.join(corrections.sources)}; "
             "check that each person consented or is a public official"
         )
     return notes
@@ -89,6 +97,12 @@ def process_photo(job: Job, engine: Engine, found: Detections | None = None) -> 
     if job.output is None:
         return replace(base, reason="no output path")
     try:
+        header = probe_photo(job.source, job.format)
+        plan = plan_output(job.source, job.format, header.sizes, alpha=header.alpha)
+        if header.frames > 1:
+            from blur.photo.sequence import process_pictures  # noqa: PLC0415 - only for multi-frame files
+
+            return process_pictures(job, engine, header, plan)
         corrections = load_corrections(job.source)
         photo = read_photo(job.source, job.format)
         h, w = photo.rgb.shape[:2]
@@ -99,10 +113,10 @@ def process_photo(job: Job, engine: Engine, found: Detections | None = None) -> 
         dets, kept = split_kept(found, keep)
         extra = add_regions(np.zeros((h, w), bool), added, corrections.ellipses_at(None)) if len(added) else None
         result = anonymize_frame(photo.rgb, dets, engine, extra=extra, keep=keep)
-        data = encode_photo(result.frame, photo.alpha, job.format, engine.settings.jpeg_quality)
+        data = encode_photo(result.frame, photo.alpha, job.format, engine.settings.jpeg_quality, plan)
         write_bytes_atomic(job.output, data, job.scratch)
     except BlurError as exc:
-        return replace(base, reason=str(exc), seconds=time.perf_counter() - start)
+        return replace(base, reason=reason_of(exc, job.source), seconds=time.perf_counter() - start)
     return replace(
         base,
         status=Status.ok,
@@ -110,7 +124,7 @@ def process_photo(job: Job, engine: Engine, found: Detections | None = None) -> 
         faces=len(result.detections) + len(result.flagged),
         flagged=len(result.flagged),
         seconds=time.perf_counter() - start,
-        notes=photo.notes + tuple(_correction_notes(corrections, kept, added)),
-        detections=_listed(result, kept, added, corrections.ellipses_at(None)),
+        notes=header.notes + photo.notes + tuple(correction_notes(corrections, len(kept), len(added))),
+        detections=tuple(listed(result, kept, added, corrections.ellipses_at(None))),
         found=_exact(found),
     )

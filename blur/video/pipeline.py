@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from blur.corrections import load_corrections
-from blur.errors import BlurError, MediaReadError, MediaWriteError
+from blur.errors import BlurError, MediaReadError, MediaWriteError, reason_of
 from blur.fsio import atomic_output
 from blur.jobs import FileResult, Job, Status
 from blur.media.video_read import (
@@ -206,7 +206,7 @@ def process_video(
     start = time.perf_counter()
     base = FileResult(source=str(job.source), status=Status.failed, kind="video")
     if job.output is None:
-        return replace(base, reason=f"{job.source}: no output path")
+        return replace(base, reason="no output path")
     output = job.output
     progress: Progress | None = None
     if on_frames is not None:
@@ -221,7 +221,8 @@ def process_video(
             if job.tracks is not None and stats.log is not None:
                 _save_log(job, stats.log, output)
     except BlurError as exc:
-        return replace(base, reason=f"{exc}; no output written", seconds=time.perf_counter() - start)
+        reason = reason_of(exc, job.source, output)
+        return replace(base, reason=f"{reason}; no output written", seconds=time.perf_counter() - start)
     return replace(
         base,
         status=Status.ok,
