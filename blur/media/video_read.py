@@ -90,6 +90,12 @@ class AudioChunk:
     frames: tuple[AudioFrame, ...] = ()
 
 
+def ffmpeg_reason(exc: BaseException) -> str:
+    """What went wrong, without the file name FFmpeg appends to its messages (the report names the file)."""
+    reason = getattr(exc, "strerror", None)
+    return str(reason) if reason else str(exc)
+
+
 def check_container(path: Path, fmt: str) -> None:
     """Refuse anything but a supported container whose content matches `fmt`.
 
@@ -125,7 +131,7 @@ def open_input(path: Path, fmt: str) -> InputContainer:
     try:
         return av.open(name, "r", format=DEMUXERS[fmt], options=dict(INPUT_OPTIONS), metadata_errors="replace")
     except (av.FFmpegError, OSError) as exc:
-        msg = f"{path}: cannot open as {fmt} video: {exc}"
+        msg = f"{path}: cannot open as {fmt} video: {ffmpeg_reason(exc)}"
         raise MediaReadError(msg) from exc
 
 
@@ -262,7 +268,7 @@ def decode_frames(path: Path, container: InputContainer, audio: AudioMode) -> It
                     frames += 1
                     yield frame
     except av.FFmpegError as exc:
-        msg = f"{path}: decode error after {frames} frames: {exc}"
+        msg = f"{path}: decode error after {frames} frames: {ffmpeg_reason(exc)}"
         raise MediaReadError(msg) from exc
     reach.check(path, container, video)
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from blur.errors import MediaReadError, MediaWriteError
 from blur.media.planes import Planes
-from blur.media.video_read import DEMUXERS, INPUT_OPTIONS, AudioChunk, AudioMode, VideoInfo
+from blur.media.video_read import DEMUXERS, INPUT_OPTIONS, AudioChunk, AudioMode, VideoInfo, ffmpeg_reason
 
 if TYPE_CHECKING:
     from av.audio.frame import AudioFrame
@@ -161,7 +161,7 @@ class VideoWriter:
                 self._audio = self._add_audio(plan.audio_source, plan.audio_mode)
         except (av.FFmpegError, OSError, ValueError) as exc:
             self.abort()
-            msg = f"{label}: cannot start the output video: {exc}"
+            msg = f"{label}: cannot start the output video: {ffmpeg_reason(exc)}"
             raise MediaWriteError(msg) from exc
 
     def _add_video(self, info: VideoInfo, spec: EncodeSpec) -> VideoStream:
@@ -202,7 +202,7 @@ class VideoWriter:
             frame.time_base = self.plan.info.time_base
             self._mux_video(self._video.encode(frame))
         except (av.FFmpegError, OSError, ValueError) as exc:
-            msg = f"{self.label}: cannot encode frame at pts {pts}: {exc}"
+            msg = f"{self.label}: cannot encode frame at pts {pts}: {ffmpeg_reason(exc)}"
             raise MediaWriteError(msg) from exc
 
     def _mux_video(self, packets: list[Packet[Any]]) -> None:
@@ -229,7 +229,7 @@ class VideoWriter:
                 self._audio_end = place_audio(frame, self._audio_end)
                 self._out.mux(self._audio.encode(frame))
         except (av.FFmpegError, OSError, ValueError) as exc:
-            msg = f"{self.label}: cannot write audio: {exc}"
+            msg = f"{self.label}: cannot write audio: {ffmpeg_reason(exc)}"
             raise MediaWriteError(msg) from exc
 
     def close(self) -> None:
@@ -247,7 +247,7 @@ class VideoWriter:
             self._out.close()
         except (av.FFmpegError, OSError, ValueError) as exc:
             self.abort()
-            msg = f"{self.label}: cannot finish the output video: {exc}"
+            msg = f"{self.label}: cannot finish the output video: {ffmpeg_reason(exc)}"
             raise MediaWriteError(msg) from exc
         self._closed = True
 
@@ -289,7 +289,7 @@ def verify_output(path: Path, fmt: str, *, frames: int, audio: bool, label: Path
                 if packet.size > 0:
                     counts[packet.stream.type] = counts.get(packet.stream.type, 0) + 1
     except (av.FFmpegError, OSError) as exc:
-        msg = f"{label}: the written video cannot be read back: {exc}"
+        msg = f"{label}: the written video cannot be read back: {ffmpeg_reason(exc)}"
         raise MediaWriteError(msg) from exc
     if problem is None and tags:
         problem = f"unexpected metadata {sorted(tags)}"
