@@ -286,9 +286,11 @@ class TestAnimated:
             def detect_batch(self, batch: list[Frame]) -> list[Detections]:
                 return [self.detect(f) for f in batch]
 
-        src = tmp_path / "clip.gif"
-        save_animation(src, frames, "GIF", [100] * len(frames), 0)
-        pictures = read_pictures(src, probe_photo(src, "GIF"))
+        src = tmp_path / "clip.png"  # lossless: the marker pixel survives
+        save_animation(src, frames, "PNG", [100] * len(frames), 0)
+        pictures = read_pictures(src, probe_photo(src, "PNG"))
+        assert tuple(pictures.frames[3].rgb[0, 0]) == (1, 2, 3)
+        assert len(Blind().detect(pictures.frames[3].rgb)) == 0 and len(Blind().detect(pictures.frames[2].rgb)) == 1
         blind = replace(engine, detector=Blind(), verifier=None)
         masked, results, _, tracks = anonymize_pictures(pictures, blind)
         assert len(results[3].detections) >= 1 and tracks == 1  # the track's box, not a detection of frame 3
@@ -330,6 +332,18 @@ class TestAnimated:
                 image.seek(i)
                 alpha = np.asarray(image.convert("RGBA"))[..., 3]
                 assert (alpha[:, 285:] == 0).all() and (alpha[:, :270] == 255).all(), i
+
+    def test_pixels_under_transparency_never_shape_the_palette(self) -> None:
+        """What a GIF frame hides under transparency (here pure green) takes no palette entry."""
+        from blur.media.gif import quantize
+
+        rgb = np.full((64, 64, 3), 120, np.uint8)
+        rgb[:, 32:] = (0, 255, 0)
+        alpha = np.full((64, 64), 255, np.uint8)
+        alpha[:, 32:] = 0
+        indices, palette, transparent = quantize(rgb, alpha)
+        entries = {tuple(palette[i : i + 3]) for i in range(0, len(palette), 3)}
+        assert (0, 255, 0) not in entries and transparent is not None and (indices[:, 32:] == transparent).all()
 
     def test_still_gif_is_a_photo(self, tmp_path: Path, runner: CliRunner, astro: Frame, plain_engine: Engine) -> None:
         """A one-frame GIF goes through the photo path and comes back a one-frame GIF, face hidden."""
