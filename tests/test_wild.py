@@ -29,7 +29,7 @@ from blur.engine import Engine
 from blur.errors import MediaReadError, UnsupportedMediaError
 from blur.jobs import Job, Plan, Status
 from blur.media.animated import read_pictures
-from blur.media.bmff import read_layout
+from blur.media.heif_layout import read_layout
 from blur.media.image import encode_photo, probe_photo
 from blur.media.kinds import Kind, sniff, sniff_bytes
 from blur.media.limits import X265_MAX_LUMA, EncodePlan, plan_output
@@ -292,9 +292,9 @@ class TestAnimated:
         assert tuple(pictures.frames[3].rgb[0, 0]) == (1, 2, 3)
         assert len(Blind().detect(pictures.frames[3].rgb)) == 0 and len(Blind().detect(pictures.frames[2].rgb)) == 1
         blind = replace(engine, detector=Blind(), verifier=None)
-        masked, results, _, tracks = anonymize_pictures(pictures, blind)
-        assert len(results[3].detections) >= 1 and tracks == 1  # the track's box, not a detection of frame 3
-        for i, (out, original) in enumerate(zip(masked.frames, pictures.frames, strict=True)):
+        done = anonymize_pictures(pictures, blind)
+        assert len(done.results[3].detections) >= 1 and done.tracks == 1  # the track's box: frame 3 had none
+        for i, (out, original) in enumerate(zip(done.pictures.frames, pictures.frames, strict=True)):
             assert hidden(out.rgb, original.rgb, boxes[i], plain_engine), f"frame {i}"
 
     def test_gif_palette_keeps_no_face_colour(self, tmp_path: Path, runner: CliRunner, astro: Frame) -> None:
@@ -570,6 +570,8 @@ class TestLimits:
         big = plan_output(path, "HEIF", [(16384, 12208)])
         assert big.heif_tile == 512 and X265_MAX_LUMA < 16384 * 12208
         assert plan_output(path, "HEIF", [(16384, 12208)] * 2).heif_tile == 1024  # 1000 items at most
+        # Every picture above the tile size is tiled too: 769 items + 5 x 49 > 1000 at 512 px.
+        assert plan_output(path, "HEIF", [(16384, 12208)] + [(4000, 3000)] * 5).heif_tile == 1024
         for fmt, size, words in (
             ("HEIF", (16384, 12208), "transparency"),
             ("WEBP", (16384, 100), "16383"),

@@ -14,7 +14,8 @@ from blur.audit.embedded import icc_finding, signature_findings, xmp_findings
 from blur.audit.exif import exif_findings
 from blur.audit.model import Category, Finding
 from blur.errors import MediaReadError
-from blur.media.bmff import HeifLayout, Item, item_bytes, read_layout
+from blur.media.bmff import Item
+from blur.media.heif_layout import HeifLayout, item_bytes, read_layout
 from blur.textsafe import excerpt
 
 PICTURE_BOXES = frozenset({b"ftyp", b"meta", b"mdat", b"free", b"skip", b"moov"})

@@ -26,8 +26,8 @@ from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from blur.errors import BlurError, MediaReadError, MediaWriteError
 from blur.fsio import open_regular
-from blur.media.bmff import HeifLayout, read_layout
 from blur.media.gif import encode_gif
+from blur.media.heif_layout import HeifLayout, read_layout
 from blur.media.limits import EncodePlan, plan_output
 from blur.types import Frame
 

@@ -71,8 +71,9 @@ def _heif_tile(path: Path, sizes: Sequence[tuple[int, int]], alpha: bool) -> int
         )
         raise _refuse(path, reason)
     for tile in HEIF_TILES:
-        grids = [(math.ceil(w / tile), math.ceil(h / tile)) for w, h in large]
-        items = sum(c * r + 1 for c, r in grids) + len(sizes) - len(large)
+        # pillow-heif tiles every picture larger than the tile in either direction, not only the large ones.
+        grids = [(math.ceil(w / tile), math.ceil(h / tile)) for w, h in sizes if max(w, h) > tile]
+        items = sum(c * r + 1 for c, r in grids) + len(sizes) - len(grids)
         if items <= HEIF_MAX_ITEMS and all(max(c, r) <= HEIF_MAX_GRID_SIDE for c, r in grids):
             return tile
     w, h = large[0]

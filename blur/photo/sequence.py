@@ -131,27 +131,42 @@ def _rows(results: list[Anonymized], kept: list[Detections], frames: _Frames) ->
     return rows
 
 
-def anonymize_pictures(
-    pictures: Pictures, engine: Engine, corrections: Corrections | None = None
-) -> tuple[Pictures, list[Anonymized], list[Detections], int]:
-    """Detect, track and mask every frame; return the masked pictures, each frame's result, the faces
-    kept visible by sidecar keep regions, and the number of tracks."""
+@dataclass(frozen=True, slots=True)
+class Sequenced:
+    """What became of a multi-frame picture.
+
+    Attributes:
+        pictures: the masked frames, ready to encode.
+        results: each frame's masks: `detections` are the tracked boxes, `flagged` what the last second
+            pass still found (masked in that frame).
+        kept: each frame's faces left visible by sidecar keep regions.
+        tracks: faces followed across frames.
+        flagged: faces the second pass found, over every frame (before and after re-tracking).
+    """
+
+    pictures: Pictures
+    results: list[Anonymized]
+    kept: list[Detections]
+    tracks: int
+    flagged: int
+
+
+def anonymize_pictures(pictures: Pictures, engine: Engine, corrections: Corrections | None = None) -> Sequenced:
+    """Detect, track and mask every frame, check each with the second pass (and track what it finds)."""
     frames = _Frames(_times(pictures), corrections or Corrections())
     dets, kept = _detect(pictures, engine, frames)
     cfg = tracker_config(VideoOptions(), 0.0, _rate(pictures))  # every photo-detector face starts a track
     cuts = _cuts(pictures)
     boxes, tracks = track_all(dets, cuts, cfg)
     masked, results = _mask(pictures, boxes, engine, frames)
-    if any(len(r.flagged) for r in results):
+    flagged = sum(len(r.flagged) for r in results)
+    if flagged:
         # Faces only the second pass found are tracked too, then every frame is masked again.
         dets = [Detections.concat([d, r.flagged]) for d, r in zip(dets, results, strict=True)]
         boxes, tracks = track_all(dets, cuts, cfg)
-        masked, again = _mask(pictures, boxes, engine, frames)
-        results = [
-            replace(r2, flagged=Detections.concat([r1.flagged, r2.flagged]))
-            for r1, r2 in zip(results, again, strict=True)
-        ]
-    return replace(pictures, frames=tuple(masked)), results, kept, tracks
+        masked, results = _mask(pictures, boxes, engine, frames)
+        flagged += sum(len(r.flagged) for r in results)
+    return Sequenced(replace(pictures, frames=tuple(masked)), results, kept, tracks, flagged)
 
 
 def process_pictures(job: Job, engine: Engine, header: PhotoHeader, plan: EncodePlan) -> FileResult:
@@ -166,8 +181,8 @@ def process_pictures(job: Job, engine: Engine, header: PhotoHeader, plan: Encode
         for w, h in sorted(set(header.sizes)):
             corrections.check_fits(w, h, job.source)
         pictures = read_pictures(job.source, header)
-        masked, results, kept, tracks = anonymize_pictures(pictures, engine, corrections)
-        data = encode_pictures(masked, engine.settings.jpeg_quality, plan)
+        done = anonymize_pictures(pictures, engine, corrections)
+        data = encode_pictures(done.pictures, engine.settings.jpeg_quality, plan)
         write_bytes_atomic(job.output, data)
     except BlurError as exc:
         return replace(base, reason=reason_of(exc, job.source), seconds=time.perf_counter() - start)
@@ -175,15 +190,15 @@ def process_pictures(job: Job, engine: Engine, header: PhotoHeader, plan: Encode
     added = sum(len(corrections.at(t)[0]) for t in frames.times)
     what = "frames" if pictures.timeline else "pages" if pictures.format == "TIFF" else "images"
     notes = [f"{len(pictures.frames)} {what}, every one anonymized", *pictures.notes]
-    notes += correction_notes(corrections, sum(len(k) for k in kept), added)
+    notes += correction_notes(corrections, sum(len(k) for k in done.kept), added)
     return replace(
         base,
         status=Status.ok,
         output=str(job.output),
-        faces=sum(len(r.detections) + len(r.flagged) for r in results),
-        flagged=sum(len(r.flagged) for r in results),
-        tracks=tracks,
+        faces=sum(len(r.detections) + len(r.flagged) for r in done.results),
+        flagged=done.flagged,
+        tracks=done.tracks,
         seconds=time.perf_counter() - start,
         notes=tuple(notes),
-        detections=tuple(_rows(results, kept, frames)),
+        detections=tuple(_rows(done.results, done.kept, frames)),
     )
