@@ -541,6 +541,16 @@ class TestHeif:
         assert line.count("cut.heic") == 1, line
         assert not (tmp_path / "out" / "cut.heic").exists()
 
+    def test_unreadable_coding_named(self, tmp_path: Path, astro: Frame) -> None:
+        """A HEIF whose picture is coded in a way libheif here cannot decode says so, naming the coding."""
+        buffer = io.BytesIO()
+        Image.fromarray(astro[:64, :64]).save(buffer, "HEIF")
+        data = buffer.getvalue()
+        at = data.find(b"hvc1")  # the item type in the item table, before any property
+        (tmp_path / "u.heic").write_bytes(data[:at] + b"unci" + data[at + 4 :])
+        with pytest.raises(MediaReadError, match="coded as 'unci', which this build's decoder cannot read"):
+            probe_photo(tmp_path / "u.heic", "HEIF")
+
     def test_dropped_items_are_reported(self, tmp_path: Path, runner: CliRunner, astro: Frame) -> None:
         """A thumbnail in the input is not written, and the report says so."""
         heif = pillow_heif.from_bytes(mode="RGB", size=(512, 512), data=astro.tobytes())

@@ -35,6 +35,11 @@ MAX_PIXELS = 200_000_000
 """Refuse images above 200 MP (decompression-bomb guard; 45 MP camera files pass easily)."""
 
 BMFF_FORMATS = frozenset({"HEIF", "AVIF"})
+DECODABLE_ITEMS = {
+    "HEIF": frozenset({b"hvc1", b"grid", b"iden", b"iovl"}),  # libheif with libde265
+    "AVIF": frozenset({b"av01", b"grid"}),  # libavif with dav1d
+}
+"""Item codings the decoders here read: a refusal of anything else names the coding, not damage."""
 
 _HEIF_REGISTERED = False
 
@@ -190,7 +195,7 @@ def _unidentified(path: Path, fmt: str, fh: Any) -> str:
         except MediaReadError:
             return f"{path}: cannot decode as {fmt}: {why}"
         item = layout.items.get(layout.primary)
-        if item is not None:
+        if item is not None and item.kind not in DECODABLE_ITEMS[fmt]:
             kind = item.kind.decode("latin-1").strip()
             why = f"its primary picture is coded as '{kind}', which this build's decoder cannot read"
     return f"{path}: cannot decode as {fmt}: {why}"
@@ -303,7 +308,8 @@ def read_photo(path: Path, fmt: str) -> Photo:
     with decode_errors(path, fmt) as caught, open_picture(path, fmt) as image:
         frames = int(getattr(image, "n_frames", 1))
         if frames > 1 and fmt != "JPEG":  # a JPEG's MPF images are never read: the picture is the first
-            msg = f"{path}: holds {frames} frames, pages or images (read with read_pictures)"
+            many = f"{frames} frames, pages or images"
+            msg = f"{path}: holds {many}; only single pictures are read here (blur anonymize reads them all)"
             raise MediaReadError(msg)
         image.load()
         notes: list[str] = []
