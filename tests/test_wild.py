@@ -30,7 +30,7 @@ from blur.errors import MediaReadError, UnsupportedMediaError
 from blur.jobs import Job, Plan, Status
 from blur.media.animated import read_pictures
 from blur.media.heif_layout import read_layout
-from blur.media.image import encode_photo, probe_photo
+from blur.media.image import encode_photo, probe_photo, register_heif
 from blur.media.kinds import Kind, sniff, sniff_bytes
 from blur.media.limits import X265_MAX_LUMA, EncodePlan, plan_output
 from blur.types import Detections, Frame
@@ -40,7 +40,6 @@ from tests.hostile import jpeg_bomb
 from tests.test_fuzz import FUZZ, mutate, mutations
 
 pillow_heif = pytest.importorskip("pillow_heif")
-pillow_heif.register_heif_opener(thumbnails=False)
 
 FACE_SIZE = (100, 126)
 """The astronaut's face box cut tight (ASTRO_FACE), pasted on grey backgrounds."""
@@ -93,6 +92,7 @@ def moving_frames(
 
 def decoded(path: Path) -> tuple[str, list[Frame], list[Any], Any]:
     """Format, RGB frames, per-frame durations and loop count as Pillow reads them."""
+    register_heif()
     with Image.open(path) as image:
         fmt = str(image.format)
         frames, durations = [], []
@@ -680,6 +680,16 @@ class TestAuditFormats:
         assert "CANARY-COMMENT" in text and "XMP" in text and "CANARYAP" in text and "after the GIF trailer" in text
         assert not any(f.category is Category.error for f in findings), text
         assert PARSERS["GIF"](encode_photo(astro[:32, :32], None, "GIF", 90)) == []
+
+    def test_heif_thumbnail_found_after_any_decode(self, astro: Frame) -> None:
+        """Decoding a HEIF turns pillow-heif's thumbnail listing off for the whole process; the audit reads the
+        item references itself, so a thumbnail is still reported afterwards."""
+        register_heif()
+        heif = pillow_heif.from_bytes(mode="RGB", size=(512, 512), data=astro.tobytes())
+        heif[0].info["thumbnails"] = [128]
+        buffer = io.BytesIO()
+        heif.save(buffer, quality=60)
+        assert any(f.category is Category.hidden and "thumbnail" in f.what for f in PARSERS["HEIF"](buffer.getvalue()))
 
     def test_webp_frame_chunks_checked(self, astro: Frame) -> None:
         """Inside an animated WebP's frames, chunks beyond the picture's own are reported."""

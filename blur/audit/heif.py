@@ -10,6 +10,8 @@ from typing import Any
 from blur.audit.embedded import icc_finding, xmp_findings
 from blur.audit.exif import exif_findings
 from blur.audit.model import Category, Finding
+from blur.errors import MediaReadError
+from blur.media.heif_layout import read_layout
 
 
 def _image_findings(info: dict[str, Any], where: str) -> list[Finding]:
@@ -28,13 +30,25 @@ def _image_findings(info: dict[str, Any], where: str) -> list[Finding]:
     icc = info.get("icc_profile")
     if icc:
         findings.append(icc_finding(bytes(icc), where))
-    if info.get("thumbnails"):
-        findings.append(Finding(Category.hidden, "thumbnail image(s)", f"{len(info['thumbnails'])}", where))
-    if info.get("depth_images"):
-        findings.append(Finding(Category.hidden, "depth image(s)", f"{len(info['depth_images'])}", where))
-    if info.get("aux"):
-        names = ", ".join(sorted(str(k) for k in info["aux"]))
-        findings.append(Finding(Category.hidden, "auxiliary image(s) (gain map, mattes)", names, where))
+    return findings
+
+
+def _hidden_images(data: bytes) -> list[Finding]:
+    """Thumbnails, depth maps, mattes and gain maps, from the item references themselves: what pillow-heif
+    lists depends on options a decoder elsewhere in the process may have turned off."""
+    try:
+        layout = read_layout(io.BytesIO(data), len(data))
+    except MediaReadError as exc:
+        return [Finding(Category.error, "HEIF item tables could not be read", str(exc))]
+    findings: list[Finding] = []
+    if layout.thumbnails:
+        findings.append(Finding(Category.hidden, "thumbnail image(s)", str(layout.thumbnails)))
+    depth = [a for a in layout.auxiliary if "depth" in a.lower() or a.endswith("auxid:2")]
+    if depth:
+        findings.append(Finding(Category.hidden, "depth image(s)", ", ".join(depth)))
+    others = [a for a in layout.auxiliary if a not in depth]
+    if others:
+        findings.append(Finding(Category.hidden, "auxiliary image(s) (gain map, mattes)", ", ".join(sorted(others))))
     return findings
 
 
@@ -48,7 +62,7 @@ def heif_findings(data: bytes) -> list[Finding]:
         return [Finding(Category.error, "HEIF structure could not be read", f"{type(exc).__name__}: {exc}")]
     # Several top-level images (a burst, a stereo pair) are pictures a viewer shows: the face check
     # reads every one, so only what comes with them is reported.
-    findings: list[Finding] = []
+    findings = _hidden_images(data)
     for index, image in enumerate(heif):
         where = "primary image" if image.info.get("primary") else f"image {index}"
         findings += _image_findings(dict(image.info), where)

@@ -30,7 +30,7 @@ from blur.engine import Engine
 from blur.errors import BlurError, reason_of
 from blur.fsio import write_bytes_atomic
 from blur.jobs import FileResult, Job, Status
-from blur.media.animated import Picture, Pictures, read_pictures
+from blur.media.animated import ANIMATED_FORMATS, Picture, Pictures, read_pictures
 from blur.media.animated_write import encode_pictures
 from blur.media.image import PhotoHeader
 from blur.media.limits import EncodePlan
@@ -116,7 +116,8 @@ def _mask(
     for frame, frame_boxes, seconds in zip(pictures.frames, boxes, frames.times, strict=True):
         h, w = frame.rgb.shape[:2]
         added, keep = frames.corrections.at(seconds)
-        extra = add_regions(np.zeros((h, w), bool), added) if len(added) else None
+        ellipses = frames.corrections.ellipses_at(seconds)
+        extra = add_regions(np.zeros((h, w), bool), added, ellipses) if len(added) else None
         result = anonymize_frame(frame.rgb, frame_boxes, engine, extra=extra, keep=keep)
         results.append(result)
         out.append(replace(frame, rgb=result.frame))
@@ -126,8 +127,8 @@ def _mask(
 def _rows(results: list[Anonymized], kept: list[Detections], frames: _Frames) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for index, (result, keep, seconds) in enumerate(zip(results, kept, frames.times, strict=True)):
-        added = frames.corrections.at(seconds)[0]
-        rows += listed(result, keep, added, frame=index)[:MAX_ROWS_PER_FRAME]
+        added, ellipses = frames.corrections.at(seconds)[0], frames.corrections.ellipses_at(seconds)
+        rows += listed(result, keep, added, ellipses, frame=index)[:MAX_ROWS_PER_FRAME]
     return rows
 
 
@@ -180,10 +181,12 @@ def process_pictures(job: Job, engine: Engine, header: PhotoHeader, plan: Encode
         corrections = load_corrections(job.source)
         for w, h in sorted(set(header.sizes)):
             corrections.check_fits(w, h, job.source)
+        if header.format not in ANIMATED_FORMATS:
+            corrections.check_photo(job.source)  # pages have no timeline: no keyframes
         pictures = read_pictures(job.source, header)
         done = anonymize_pictures(pictures, engine, corrections)
         data = encode_pictures(done.pictures, engine.settings.jpeg_quality, plan)
-        write_bytes_atomic(job.output, data)
+        write_bytes_atomic(job.output, data, job.scratch)
     except BlurError as exc:
         return replace(base, reason=reason_of(exc, job.source), seconds=time.perf_counter() - start)
     frames = _Frames(_times(pictures), corrections)
