@@ -208,8 +208,9 @@ def test_keep_a_track_and_add_a_timed_region_on_a_video(
         page = _open(browser, run.url, source)
         tracks = page.locator('[data-region][data-kind="detected"][data-track]')
         tracks.nth(1).wait_for()
+        page.wait_for_selector('#stage[data-picture="ready"]')
         assert tracks.count() == 2 and page.locator("#timeline .track").count() == 2, "both tracks, on the timeline"
-        lefts = [tracks.nth(i).bounding_box()["x"] for i in range(2)]
+        lefts = [_left(page, tracks.nth(i)) for i in range(2)]
         tracks.nth(lefts.index(min(lefts))).click()
         assert sorted(_kinds(page)) == ["detected", "kept"]
         _step(page, ".", 5)
@@ -231,6 +232,17 @@ def test_keep_a_track_and_add_a_timed_region_on_a_video(
     (keep,), (added,) = sidecar["keep"], sidecar["add"]
     assert keep["keyframes"] and keep["start"] <= 0.0 and keep["end"] >= 1.9, "the whole track is kept"
     assert (added["start"], added["end"]) == (0.5, 1.0)
+
+
+def _left(page: Any, region: Any) -> float:
+    """A region's left edge on screen. The overlay is redrawn as the frame and its data arrive, and an
+    element measured in the middle of a redraw has no box yet: ask again until it has one."""
+    for _ in range(100):
+        box = region.bounding_box()
+        if box is not None:
+            return float(box["x"])
+        page.wait_for_timeout(50)
+    raise AssertionError("the region never got a box on screen")
 
 
 def _big_picture(path: Path, astro: np.ndarray) -> tuple[int, int]:
