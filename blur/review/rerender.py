@@ -21,7 +21,7 @@ from blur.batch.journal import Journal, sha256_file
 from blur.batch.record import write_record
 from blur.batch.report import summarise, write_report
 from blur.engine import Engine
-from blur.errors import BlurError
+from blur.errors import BlurError, reason_of
 from blur.jobs import FileResult, Job, Plan, Status
 from blur.media.kinds import Kind, sniff
 from blur.photo.pipeline import first_pass, process_photo
@@ -85,7 +85,8 @@ def render(item: ReviewFile, batch: ReviewBatch, engine: Engine) -> FileResult:
                 raise RerenderError(msg)
             result = process_video(job, engine, None, record)
     except BlurError as exc:
-        result = FileResult(item.result.source, Status.failed, kind=item.result.kind, reason=str(exc))
+        reason = reason_of(exc, item.source, item.result.source, item.output)
+        result = FileResult(item.result.source, Status.failed, kind=item.result.kind, reason=reason)
     # Paths stay as the report wrote them.
     result = replace(result, source=item.result.source, output=item.result.output if result.output else None)
     if result.status is not Status.ok:
