@@ -117,3 +117,17 @@ def open_regular(path: Path) -> BinaryIO:
     except BaseException:
         os.close(fd)
         raise
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Create `path` with `data`, readable by this user only, and fsync it. It must not exist yet, and a
+    link placed at its name is never written through.
+
+    Raises:
+        OSError: it exists, or it cannot be written.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())

@@ -22,7 +22,7 @@ from blur.corrections import (
     parse_entry,
     sidecar_paths,
 )
-from blur.fsio import open_regular
+from blur.fsio import open_regular, write_private
 from blur.regions import Region, region_json
 from blur.types import Detections
 
@@ -58,11 +58,7 @@ def write_new_sidecar(media: Path, payload: dict[str, Any]) -> Path:
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
     data = (json.dumps(payload, indent=2) + "\n").encode()
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+        write_private(tmp, data)
         os.link(tmp, dest)  # fails if dest appeared meanwhile: never overwrites
     except OSError as exc:
         msg = f"{dest}: cannot write sidecar: {exc.strerror or exc}"
@@ -122,11 +118,7 @@ def replace_sidecar(media: Path, payload: dict[str, Any], expected: str) -> Path
     data = (json.dumps(payload, indent=2) + "\n").encode()
     tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.tmp")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+        write_private(tmp, data)
         if sidecar_digest(media) != expected:
             msg = f"{dest}: changed on disk since it was loaded; not overwritten (reload to see the new version)"
             raise SidecarChangedError(msg)

@@ -19,7 +19,7 @@ from blur import __version__
 from blur.batch.workfiles import BATCH_RECORD_KEY
 from blur.config import Settings, settings_dict, settings_from_dict
 from blur.errors import BlurError
-from blur.fsio import open_regular
+from blur.fsio import open_regular, write_private
 from blur.jobs import FileResult
 
 VERSION = 1
@@ -170,11 +170,7 @@ def write_record(path: Path, record: BatchRecord) -> None:
     data = (json.dumps(record.to_json(), ensure_ascii=True) + "\n").encode("ascii")
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+        write_private(tmp, data)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
