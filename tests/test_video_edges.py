@@ -23,22 +23,30 @@ FACE_PX = 20
 (full size) scores it about 0.8."""
 
 
-def small_face_clip(astro: Frame, n: int, present: range) -> tuple[list[Frame], list[tuple[int, int, int, int]]]:
-    """`n` frames of a 720p background with a still 20 px face in the frames of `present` (still: at
-    this size CenterFace's score swings between 0.1 and 0.85 as the face moves by a pixel or two)."""
+def small_sprite(astro: Frame) -> tuple[Frame, tuple[int, int, int, int]]:
+    """The astronaut's head scaled so the face is `FACE_PX` wide, and the face box inside it."""
     y1, y2, x1, x2 = HEAD
     scale = FACE_PX / (FACE_IN_HEAD[2] - FACE_IN_HEAD[0])
     crop = astro[y1:y2, x1:x2]
-    sprite = np.asarray(
-        cv2.resize(crop, (round(crop.shape[1] * scale), round(crop.shape[0] * scale)), interpolation=cv2.INTER_AREA),
-        np.uint8,
-    )
+    size = (round(crop.shape[1] * scale), round(crop.shape[0] * scale))
+    sprite = np.asarray(cv2.resize(crop, size, interpolation=cv2.INTER_AREA), np.uint8)
     fx1, fy1, fx2, fy2 = (round(v * scale) for v in FACE_IN_HEAD)
-    base = background(*SIZE)
+    return sprite, (fx1, fy1, fx2, fy2)
+
+
+def small_face_clip(
+    astro: Frame, n: int, present: range | list[int], cut: int | None = None
+) -> tuple[list[Frame], list[tuple[int, int, int, int]]]:
+    """`n` frames of a 720p background with a still 20 px face in the frames of `present` (still: at
+    this size CenterFace's score swings between 0.1 and 0.85 as the face moves by a pixel or two).
+    From frame `cut` on, the background is another scene (upside down and darker): a scene cut."""
+    sprite, (fx1, fy1, fx2, fy2) = small_sprite(astro)
+    first = background(*SIZE)
+    second = np.asarray(np.flipud(first) // 2, np.uint8)
     frames, faces = [], []
+    x, y = 700, 300
     for i in range(n):
-        frame = base.copy()
-        x, y = 700, 300
+        frame = (first if cut is None or i < cut else second).copy()
         if i in present:
             frame[y : y + sprite.shape[0], x : x + sprite.shape[1]] = sprite
             faces.append((x + fx1, y + fy1, x + fx2, y + fy2))
@@ -51,6 +59,7 @@ def small_face_clip(astro: Frame, n: int, present: range) -> tuple[list[Frame], 
 def leaked(
     tmp_path: Path, astro: Frame, engine: Engine, n: int, present: range, options: VideoOptions, name: str
 ) -> list[int]:
+    """Frames of `present` in which the face is still recognisable after anonymizing the clip."""
     frames, faces = small_face_clip(astro, n, present)
     clip = encode_clip(tmp_path / f"{name}.mp4", frames, faces, Spec(frames=n, size=SIZE, subtitle=None, acodec=None))
     dest = tmp_path / f"{name}-out.mp4"
@@ -69,6 +78,24 @@ def test_face_entering_in_the_final_three_frames_is_hidden(tmp_path: Path, astro
     plan = detection_plan(*SIZE, VideoOptions())
     assert plan.fine is not None and not any(plan.full(i) for i in present), "the schedule alone must miss it"
     assert leaked(tmp_path, astro, engine, n, present, VideoOptions(tail_seconds=0), "enter") == []
+
+
+def test_faces_at_the_edges_of_a_shot_are_hidden(tmp_path: Path, astro: Frame, engine: Engine) -> None:
+    """A scene cut is an end and a start: a small face in the last 2 frames before a cut and in the
+    first frame after it (none of them searched at full size by the schedule, which runs every 4th
+    frame here) is hidden as faces at the clip's own ends are. The weak-detection tail is off, so the
+    shots' edge passes do it."""
+    n, cut = 48, 23
+    present = [21, 22, 23]
+    plan = detection_plan(*SIZE, VideoOptions())
+    assert not any(plan.full(i) for i in present), "the schedule alone must miss them"
+    frames, faces = small_face_clip(astro, n, present, cut=cut)
+    clip = encode_clip(tmp_path / "shots.mp4", frames, faces, Spec(frames=n, size=SIZE, subtitle=None, acodec=None))
+    dest = tmp_path / "shots-out.mp4"
+    stats = anonymize_video(clip.path, dest, "mp4", engine, VideoOptions(tail_seconds=0))
+    out, clean = decode(dest).frames, decode(clip.path).frames
+    assert [i for i in present if not hidden(out[i], clean[i], faces[i])] == []
+    assert stats.tracks == 2, "one track per shot: the cut ends the first"
 
 
 def test_face_leaving_after_the_first_two_frames_is_hidden(tmp_path: Path, astro: Frame, engine: Engine) -> None:
@@ -112,6 +139,13 @@ def test_tail_detection_stays_in_its_shot() -> None:
     the cut is masked from the cut on."""
     assert _run(CFG, {50: _weak(BOX)}, 60, cuts=frozenset({53})) == list(range(35, 53))
     assert _run(CFG, {56: _weak(BOX)}, 60, cuts=frozenset({53})) == list(range(53, 60))
+
+
+def test_a_shot_ends_as_a_clip_does() -> None:
+    """A scene cut ends a shot as the clip's end does: a weak detection in a shot's last `tail` frames
+    is masked even when the clip goes on long after the cut; one earlier in the shot is not."""
+    assert _run(CFG, {50: _weak(BOX)}, 200, cuts=frozenset({53})) == list(range(35, 53))
+    assert _run(CFG, {30: _weak(BOX)}, 200, cuts=frozenset({53})) == []
 
 
 @pytest.mark.parametrize("tail", [0, 15, 40])

@@ -69,7 +69,8 @@ class FrameDetection:
         work's place depends on this, never the result."""
         if self.fine_pool is None or prepared.fine is None:
             return None
-        if not (self.plan.full(prepared.frame.index) or prepared.last or not self.options.focus or self.wide):
+        edge = prepared.last or prepared.cut
+        if not (self.plan.full(prepared.frame.index) or edge or not self.options.focus or self.wide):
             return None
         return self.fine_pool.submit(self.detector.detect_batch, [prepared.fine])
 
@@ -113,7 +114,7 @@ class FrameDetection:
         index = prepared.frame.index
         if image is None:
             return coarse
-        full = prepared.last or self.schedule.full(index)
+        full = prepared.last or prepared.cut or self.schedule.full(index)
         windows = [] if full else self.schedule.focus_windows(index)
         # Faces all over the frame make the passes between full ones full too: start them as frames
         # are decoded, while that lasts.

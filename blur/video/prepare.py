@@ -33,7 +33,8 @@ class Prepared:
     fine_job: Future[list[Detections]] | None = None
     """The full fine pass, started as the frame was decoded (parallel detection)."""
     last: bool = False
-    """The clip's last frame: it gets a full fine pass whatever the schedule says."""
+    """The last frame of its shot (before a cut, or the clip's last): a full fine pass whatever the
+    schedule says, as the first frame of a shot gets (`cut`)."""
 
 
 class Timeline:
@@ -67,8 +68,8 @@ class Prepare:
         self.cuts = CutDetector(options.cut)
         self.count = 0
 
-    def __call__(self, frame: VideoFrame, *, last: bool = False) -> Prepared:
-        """Prepare the next frame in order; the `last` frame of the clip always gets a fine copy."""
+    def __call__(self, frame: VideoFrame) -> Prepared:
+        """Prepare the next frame in order; the first frame of a shot always gets a fine copy."""
         turns = self.info.quarter_turns
         planes = to_planes(frame, turns, self.info.colour[0])
         if (planes.width, planes.height) != (self.info.width, self.info.height):
@@ -77,8 +78,15 @@ class Prepare:
             raise MediaReadError(msg)
         pts, duration = self.timeline.place(frame)
         small = detector_copy(frame, self.plan.coarse, turns)
-        wanted = self.plan.fine and (last or self.plan.wants_fine(self.count))
+        cut = self.cuts(small)
+        wanted = self.plan.fine and (cut or self.plan.wants_fine(self.count))
         fine = detector_copy(frame, self.plan.fine, turns) if wanted and self.plan.fine else None
-        prepared = Prepared(DecodedFrame(self.count, planes, pts, duration), small, fine, self.cuts(small), last=last)
+        prepared = Prepared(DecodedFrame(self.count, planes, pts, duration), small, fine, cut)
         self.count += 1
         return prepared
+
+    def end_shot(self, prepared: Prepared, frame: VideoFrame) -> None:
+        """Mark `prepared` (made from `frame`) as the last frame of its shot, with a fine copy."""
+        prepared.last = True
+        if prepared.fine is None and self.plan.fine is not None:
+            prepared.fine = detector_copy(frame, self.plan.fine, self.info.quarter_turns)

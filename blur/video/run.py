@@ -97,10 +97,10 @@ class Run:
     def decode_loop(self, first: list[VideoFrame | AudioChunk]) -> None:
         """Decode thread: prepare frames, pass audio through, then an end marker.
 
-        Each frame is held back until the next one is decoded (with the audio read after it), so the
-        clip's last frame is known as such when it is prepared.
+        Each prepared frame is held back until the next one is prepared (with the audio read after it),
+        so the last frame of a shot (the next one starts a new shot, or there is none) is known as such.
         """
-        held: VideoFrame | None = None
+        held: tuple[VideoFrame, Prepared] | None = None
         after: list[AudioChunk] = []
         try:
             for item in self._chain(first):
@@ -112,9 +112,10 @@ class Run:
                     else:
                         after.append(item)
                     continue
+                prepared = self.prepare(item)
                 if held is not None:
-                    self._pass_on(held, after, last=False)
-                held, after = item, []
+                    self._pass_on(held, after, last=prepared.cut)
+                held, after = (item, prepared), []
             if held is not None:
                 self._pass_on(held, after, last=True)
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread
@@ -122,9 +123,12 @@ class Run:
             return
         put(self.decoded, END, self.stop)
 
-    def _pass_on(self, frame: VideoFrame, audio: list[AudioChunk], *, last: bool) -> None:
-        """Prepare a decoded frame (starting its full fine pass where due) and queue it with the audio after it."""
-        prepared = self.prepare(frame, last=last)
+    def _pass_on(self, held: tuple[VideoFrame, Prepared], audio: list[AudioChunk], *, last: bool) -> None:
+        """Queue a prepared frame (the `last` of its shot gets a fine copy; its full fine pass starts where
+        due) and the audio read after it."""
+        frame, prepared = held
+        if last:
+            self.prepare.end_shot(prepared, frame)
         prepared.fine_job = self.detection.start_full(prepared)
         put(self.decoded, prepared, self.stop)
         for chunk in audio:

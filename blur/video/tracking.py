@@ -51,8 +51,9 @@ class TrackerConfig:
         gate: centre distance, in box sizes, within which a detection may join a track.
         gate_growth: extra gate per frame of gap, since a hidden face keeps moving.
         min_iou: a detection overlapping the predicted box at least this much may join even when far.
-        tail: the last frames of a clip in which a weak detection that continued no track is masked
-            anyway (with `pad` before it): nothing comes after it to confirm or refute it (0: off).
+        tail: the last frames of a shot (before a scene cut, or the clip's end) in which a weak
+            detection that continued no track is masked anyway (with `pad` before it): nothing comes
+            after it to confirm or refute it (0: off).
     """
 
     high: float = 0.3
@@ -77,7 +78,7 @@ class TrackerConfig:
     @property
     def horizon(self) -> int:
         """Frames of lookahead after which a frame's boxes can no longer change (the `tail` frames must
-        still be held when the clip ends)."""
+        still be held when the shot ends)."""
         return max(self.max_gap + 1, self.pad, self.tail)
 
 
@@ -235,10 +236,8 @@ class Tracker:
         self._floor = 0
         self._processed = -1
         self._finished = False
-        self._weak: deque[tuple[int, Box, float, int]] = deque()
-        """Recent weak detections that continued no track: (frame, box, score, shot's first frame)."""
-        self._cuts: deque[int] = deque()
-        """Recent scene cuts (frames that start a shot), for the tracks `finish` starts from `_weak`."""
+        self._weak: deque[tuple[int, Box, float]] = deque()
+        """Weak detections of the current shot's last `cfg.tail` frames that continued no track."""
 
     @property
     def total_tracks(self) -> int:
@@ -268,11 +267,9 @@ class Tracker:
         for i in unmatched:
             self._start(index, high.xyxy[i], float(high.score[i]))
         if self.cfg.tail:
-            self._weak.extend((index, low.xyxy[i], float(low.score[i]), self._floor) for i in weak)
+            self._weak.extend((index, low.xyxy[i], float(low.score[i])) for i in weak)
             while self._weak and self._weak[0][0] <= index - self.cfg.tail:
                 self._weak.popleft()
-            while self._cuts and self._cuts[0] <= index - self.cfg.tail:
-                self._cuts.popleft()
 
     def expected(self, index: int) -> npt.NDArray[np.float32]:
         """Where each live track is expected at frame `index`, the next one to `update` (N, 4)."""
@@ -281,19 +278,19 @@ class Tracker:
         return np.stack([t.predict(index) for t in self._live]).astype(np.float32)
 
     def finish(self) -> None:
-        """Mark the end of the video: every frame becomes final.
+        """Mark the end of the video: every frame becomes final (and the last shot ends)."""
+        self._end_shot()
+        self._finished = True
 
-        Weak detections of the last `cfg.tail` frames that continued no track become tracks of their
-        own: no later frame can confirm or refute them, so they are masked (the safe side).
-        """
-        for index, box, score, floor in self._weak:
-            track = Track(self._next_id, floor, start_window=0)
+    def _end_shot(self) -> None:
+        """Weak detections of the shot's last `cfg.tail` frames that continued no track become tracks of
+        their own: no later frame of the shot can confirm or refute them, so they are masked (the safe side)."""
+        for index, box, score in self._weak:
+            track = Track(self._next_id, self._floor, start_window=0)
             track.add(index, box, score)
-            track.ceiling = next((cut - 1 for cut in self._cuts if cut > index), None)
             self._next_id += 1
             self._done.append(track)
         self._weak.clear()
-        self._finished = True
 
     def final_until(self) -> int:
         """Frames with a lower index have boxes that later frames can no longer change."""
@@ -327,8 +324,7 @@ class Tracker:
             track.trim(before)
 
     def _cut(self, index: int) -> None:
-        if self.cfg.tail:
-            self._cuts.append(index)
+        self._end_shot()
         for track in [*self._done, *self._live]:
             if track.ceiling is None:
                 track.ceiling = index - 1
