@@ -23,6 +23,23 @@ class Plan(str, Enum):
 
 
 @dataclass(frozen=True, slots=True)
+class Remote:
+    """Where a job's file lives in object storage (fsspec URLs such as `s3://bucket/shoot/a.jpg`).
+
+    Attributes:
+        source: URL of the input, or None when `Job.source` is a local file.
+        output: URL of the output, or None when `Job.output` is a local file.
+        source_id: the input's size and ETag when it was listed (what the resume journal compares).
+        sidecars: URLs of the input's correction sidecars that exist (its own, then its folder's).
+    """
+
+    source: str | None = None
+    output: str | None = None
+    source_id: str = ""
+    sidecars: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Job:
     """One input file and its fate.
 
@@ -31,6 +48,8 @@ class Job:
             (used when it is on the output's filesystem; None: beside the output).
         tracks: where a video's per-frame detections and tracks are recorded for the review app
             (None: not recorded).
+        remote: the URLs of a file in object storage. `source` and `output` then hold the URLs as
+            paths too (unique keys, not for opening); `label` and `output_label` give the URLs.
     """
 
     source: Path
@@ -41,6 +60,21 @@ class Job:
     reason: str = ""
     scratch: Path | None = None
     tracks: Path | None = None
+    remote: Remote | None = None
+
+    @property
+    def label(self) -> str:
+        """The input as the user named it: its path, or its URL."""
+        if self.remote is not None and self.remote.source is not None:
+            return self.remote.source
+        return str(self.source)
+
+    @property
+    def output_label(self) -> str | None:
+        """The output as the user will find it: its path, or its URL."""
+        if self.remote is not None and self.remote.output is not None:
+            return self.remote.output
+        return None if self.output is None else str(self.output)
 
 
 class Status(str, Enum):
@@ -82,6 +116,8 @@ class FileResult:
     track_spans: tuple[dict[str, Any], ...] = field(default=())
     found: tuple[tuple[float, float, float, float, float], ...] = field(default=())
     traceback: str = ""
+    segments: dict[str, Any] | None = None
+    """A video split into segments: how many, on how many workers, and the time of each step."""
 
     def to_dict(self, *, exact: bool = False) -> dict[str, Any]:
         """Return a JSON-ready dict (`exact`: with the full-precision detections, for the state folder)."""
@@ -96,6 +132,8 @@ class FileResult:
         data["track_spans"] = list(self.track_spans)
         if not self.traceback:
             del data["traceback"]
+        if self.segments is None:
+            del data["segments"]  # only split videos have them
         return data
 
     @classmethod
@@ -126,6 +164,7 @@ class FileResult:
                 track_spans=tuple(d for d in data.get("track_spans", []) if isinstance(d, dict)),
                 found=tuple(_row(r) for r in data.get("found", [])),
                 traceback=str(data.get("traceback", "")),
+                segments=data["segments"] if isinstance(data.get("segments"), dict) else None,
             )
         except (TypeError, ValueError) as exc:
             msg = f"{data['source']}: malformed file result ({exc})"

@@ -43,7 +43,7 @@ from blur.media.video_write import OutputPlan, VideoWriter, choose_audio, encode
 from blur.video.memory import check_memory
 from blur.video.options import VideoOptions
 from blur.video.record import DetectionLog, VideoRecord
-from blur.video.run import Progress, Run
+from blur.video.run import FrameSink, Progress, Run
 from blur.video.threads import Worker
 
 if TYPE_CHECKING:
@@ -140,7 +140,16 @@ def anonymize_video(
     )
 
 
-def _drive(run: Run, writer: VideoWriter, read: list[VideoFrame | AudioChunk], progress: Progress | None) -> int:
+def run_frames(run: Run, sink: FrameSink, progress: Progress | None = None) -> int:
+    """Run `run` over the frames of its own iterator into `sink`; return the frames written.
+
+    Raises:
+        BlurError: as `anonymize_video`; nothing usable is left in `sink`.
+    """
+    return _drive(run, sink, [], progress)
+
+
+def _drive(run: Run, writer: FrameSink, read: list[VideoFrame | AudioChunk], progress: Progress | None) -> int:
     """Run the pipeline's threads to completion; return the frames written, or raise and leave nothing usable.
 
     A run that ends early for any reason writes fewer frames than it decoded and is refused below.

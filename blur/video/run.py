@@ -17,14 +17,13 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from blur.corrections import Corrections, split_kept
 from blur.media.planes import DecodedFrame, Planes
 from blur.media.video_read import AudioChunk, VideoInfo
-from blur.media.video_write import VideoWriter
 from blur.types import Detections
 from blur.video.detection import FrameDetection
 from blur.video.masking import entries, mask_frame
@@ -43,6 +42,21 @@ if TYPE_CHECKING:
 
 Progress = Callable[[int, int | None], None]
 """Called with (frames written, total frames or None)."""
+
+
+class FrameSink(Protocol):
+    """Where the encode thread puts the masked frames: a `VideoWriter`, or a sink that keeps none."""
+
+    @property
+    def frames_written(self) -> int: ...
+
+    def write_frame(self, planes: Planes, pts: int, duration: int) -> None: ...
+
+    def write_audio(self, chunk: AudioChunk) -> None: ...
+
+    def close(self) -> None: ...
+
+    def abort(self) -> None: ...
 
 
 @dataclass(slots=True)
@@ -93,6 +107,8 @@ class Run:
         self.emitted = 0
         self.faces = 0
         self.peak_window = 0
+        self.on_boxes: Callable[[int, Detections], None] | None = None
+        """Told each frame's final boxes as it is masked (split videos collect them)."""
 
     def decode_loop(self, first: list[VideoFrame | AudioChunk]) -> None:
         """Decode thread: prepare frames, pass audio through, then an end marker.
@@ -146,7 +162,7 @@ class Run:
         yield from first
         yield from self.items
 
-    def encode_loop(self, writer: VideoWriter) -> None:
+    def encode_loop(self, writer: FrameSink) -> None:
         """Encode thread: write frames and audio until the end marker, then finish the file."""
         while True:
             try:
@@ -217,6 +233,8 @@ class Run:
             frame = pending.frame
             boxes, idents = self.tracker.boxes_by_track(frame.index)
             self.log.masked(frame.index, boxes, idents)
+            if self.on_boxes is not None:
+                self.on_boxes(frame.index, boxes)
             seconds = self._seconds(frame)
             for ident, entry in zip(idents, entries(boxes), strict=True):
                 self.samples.offer(str(ident), frame.index, seconds, [entry])
