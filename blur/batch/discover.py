@@ -99,6 +99,11 @@ def discover(paths: list[Path], out_dir: Path, exclude: tuple[Path, ...] = ()) -
     pairs = _dedupe(pairs)
     inputs = {src.resolve() for src, _ in pairs if src.exists()}
     jobs = [_job(src, dst, inputs) for src, dst in pairs]
+    return finish_jobs(jobs, out_dir)
+
+
+def finish_jobs(jobs: list[Job], out_dir: Path) -> list[Job]:
+    """Fail jobs whose output leads outside `out_dir` through a link, and the later of two jobs with one output."""
     return _refuse_collisions(_confine(jobs, out_dir))
 
 
@@ -108,7 +113,7 @@ def _confine(jobs: list[Job], out_dir: Path) -> list[Job]:
     for job in jobs:
         if job.output is not None and not _inside(job.output.parent, out_dir):
             reason = f"output folder {job.output.parent} leads outside {out_dir} through a symbolic link; refusing"
-            job = Job(job.source, None, Plan.fail, job.kind, job.format, reason)
+            job = Job(job.source, None, Plan.fail, job.kind, job.format, reason, job.remote)
         confined.append(job)
     return confined
 
@@ -126,7 +131,7 @@ def _dedupe(pairs: list[tuple[Path, Path]]) -> list[tuple[Path, Path]]:
 
 
 def _refuse_collisions(jobs: list[Job]) -> list[Job]:
-    seen: dict[Path, Path] = {}
+    seen: dict[Path, str] = {}
     result: list[Job] = []
     for job in jobs:
         if job.output is None:
@@ -135,8 +140,8 @@ def _refuse_collisions(jobs: list[Job]) -> list[Job]:
         key = job.output.resolve()
         if key in seen:
             reason = f"output {job.output} would also be written by {seen[key]}; rename one of them"
-            result.append(Job(job.source, None, Plan.fail, job.kind, job.format, reason))
+            result.append(Job(job.source, None, Plan.fail, job.kind, job.format, reason, job.remote))
             continue
-        seen[key] = job.source
+        seen[key] = job.label
         result.append(job)
     return result

@@ -29,6 +29,7 @@ from typing import Any
 from blur import __version__
 from blur.config import Settings
 from blur.corrections import sidecar_paths
+from blur.errors import BlurError
 from blur.fsio import PARTIAL_SUFFIX, open_regular
 from blur.jobs import FileResult, Job, Status
 
@@ -136,22 +137,39 @@ class Journal:
                 entries[entry["output"]] = entry
         return entries
 
-    def _rel(self, output: Path) -> str:
-        return os.fsdecode(os.path.relpath(output, self.root))
+    def _rel(self, job: Job) -> str:
+        if job.remote is not None and job.remote.output is not None:
+            return job.remote.output  # an object-store output: its URL (the journal is kept locally)
+        assert job.output is not None
+        return os.fsdecode(os.path.relpath(job.output, self.root))
 
     def _source(self, job: Job) -> _Source:
-        key = str(job.source)
+        key = job.label
         if key not in self._sources:
-            self._sources[key] = _Source(
-                os.stat(job.source).st_size, sha256_file(job.source), _sidecars_key(job.source)
-            )
+            if job.remote is not None and job.remote.source is not None:
+                # An object-store input: its size and version (ETag) as listed, sidecars included.
+                size, _, version = job.remote.source_id.partition(":")
+                self._sources[key] = _Source(int(size or 0), version, "")
+            else:
+                self._sources[key] = _Source(
+                    os.stat(job.source).st_size, sha256_file(job.source), _sidecars_key(job.source)
+                )
         return self._sources[key]
+
+    def _output(self, job: Job) -> tuple[int, str]:
+        """Size and SHA-256 of the output file (size and version for an object-store output)."""
+        if job.remote is not None and job.remote.output is not None:
+            from blur.batch.remote import output_identity  # noqa: PLC0415 - fsspec only for URLs
+
+            return output_identity(job.remote.output)
+        assert job.output is not None
+        return os.lstat(job.output).st_size, sha256_file(job.output)
 
     def finished(self, job: Job) -> FileResult | None:
         """The recorded result if `job`'s output is complete and current, else None (redo it)."""
         if job.output is None:
             return None
-        entry = self._entries.get(self._rel(job.output))
+        entry = self._entries.get(self._rel(job))
         if entry is None or entry.get("settings") != self.key:
             return None
         try:
@@ -159,11 +177,9 @@ class Journal:
             current = (src.size, src.sha256, src.sidecars)
             if current != (entry.get("source_size"), entry.get("source_sha256"), entry.get("sidecars")):
                 return None
-            if os.lstat(job.output).st_size != entry.get("output_size") or sha256_file(job.output) != entry.get(
-                "output_sha256"
-            ):
+            if self._output(job) != (entry.get("output_size"), entry.get("output_sha256")):
                 return None
-        except OSError:
+        except (OSError, BlurError):
             return None
         return _result(entry.get("result"), job)
 
@@ -176,10 +192,11 @@ class Journal:
         if job.output is None or result.status is not Status.ok:
             return
         src = self._source(job)
+        size, digest = self._output(job)
         entry = {
-            "output": self._rel(job.output),
-            "output_size": os.lstat(job.output).st_size,
-            "output_sha256": sha256_file(job.output),
+            "output": self._rel(job),
+            "output_size": size,
+            "output_sha256": digest,
             "source_size": src.size,
             "source_sha256": src.sha256,
             "sidecars": src.sidecars,
@@ -187,7 +204,7 @@ class Journal:
             "result": result.to_dict(exact=True),
         }
         line = (json.dumps(entry, ensure_ascii=True) + "\n").encode()
-        rel = self._rel(job.output)
+        rel = self._rel(job)
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         try:
             os.write(fd, line)
@@ -209,13 +226,13 @@ def _result(data: Any, job: Job) -> FileResult | None:
     if not isinstance(data, dict):
         return None
     try:
-        recorded = FileResult.from_dict({**data, "source": str(job.source)})
+        recorded = FileResult.from_dict({**data, "source": job.label})
     except ValueError:
         return None
     return replace(
         recorded,
         status=Status.ok,
-        output=str(job.output),
+        output=job.output_label,
         reason="",
         notes=(*recorded.notes, "resumed: output of an earlier run, verified by SHA-256"),
     )

@@ -1,4 +1,5 @@
-"""Run a whole batch: photos across a process pool, videos one at a time. Never prints."""
+"""Run a whole batch: photos across a process pool, videos one at a time (a long one split into
+segments across worker processes: `blur.batch.segmented`). Never prints."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ import time
 import traceback
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from blur.config import Settings
 from blur.engine import Engine, build_engine
 from blur.jobs import FileResult, Job, Plan, Status
 from blur.media.kinds import Kind
 from blur.photo.pipeline import process_photo
+from blur.video.segments import SegmentOptions
 
 OnResult = Callable[[FileResult], None]
 OnFrames = Callable[[Job, int, int | None], None]
@@ -25,27 +27,35 @@ _WORKER_ENGINE: Engine | None = None
 
 @dataclass(frozen=True, slots=True)
 class BatchOptions:
-    """How the batch runs: worker processes for photos (0 = one per core)."""
+    """How the batch runs: worker processes for photos and video segments (0 = one per core), and
+    when a video is split into segments."""
 
     jobs: int = 0
+    segments: SegmentOptions = field(default_factory=SegmentOptions)
 
 
-def _not_processed(job: Job) -> FileResult:
+def not_processed(job: Job) -> FileResult:
+    """The result of a job that is skipped or failed before it runs."""
     status = Status.skipped if job.plan is Plan.skip else Status.failed
-    return FileResult(source=str(job.source), status=status, kind=job.kind.value, reason=job.reason)
+    return FileResult(source=job.label, status=status, kind=job.kind.value, reason=job.reason)
 
 
-def _guarded(job: Job, engine: Engine, on_frames: OnFrames | None = None) -> FileResult:
-    """Process one job; an unexpected exception fails the file instead of the batch."""
+def guarded(job: Job, engine: Engine, on_frames: OnFrames | None = None) -> FileResult:
+    """Process one job (staged through a private folder when it is remote); an unexpected exception
+    fails the file instead of the batch."""
     start = time.perf_counter()
     try:
+        if job.remote is not None:
+            from blur.batch.staging import run_staged  # noqa: PLC0415 - fsspec only for URLs
+
+            return run_staged(job, lambda local: guarded(local, engine, on_frames))
         if job.kind is Kind.video:
             from blur.video.pipeline import process_video  # noqa: PLC0415 - PyAV only when needed
 
             return process_video(job, engine, on_frames)
         return process_photo(job, engine)
     except Exception as exc:  # noqa: BLE001 - fail closed on anything unforeseen
-        if job.output is not None:
+        if job.output is not None and job.remote is None:
             for folder in (job.output.parent, job.scratch):
                 for partial in folder.glob(f".{job.output.stem}.*.blur-partial*") if folder else ():
                     partial.unlink(missing_ok=True)
@@ -53,7 +63,7 @@ def _guarded(job: Job, engine: Engine, on_frames: OnFrames | None = None) -> Fil
             f"internal error ({type(exc).__name__}: {exc}); no output written. This is a bug in blur: please report it"
         )
         return FileResult(
-            source=str(job.source),
+            source=job.label,
             status=Status.failed,
             kind=job.kind.value,
             reason=reason,
@@ -68,11 +78,16 @@ def _init_worker(settings: Settings, threads: int) -> None:
     _WORKER_ENGINE = build_engine(replace(settings, detector=detector))
 
 
-def _work(job: Job) -> FileResult:
+def worker_engine() -> Engine:
+    """This worker process's engine (built by the pool's initializer)."""
     if _WORKER_ENGINE is None:  # pragma: no cover - initializer always runs first
         msg = "worker engine missing"
         raise RuntimeError(msg)
-    return _guarded(job, _WORKER_ENGINE)
+    return _WORKER_ENGINE
+
+
+def _work(job: Job) -> FileResult:
+    return guarded(job, worker_engine())
 
 
 def run_batch(
@@ -86,7 +101,8 @@ def run_batch(
     """Process every job and return results in input order.
 
     Photos run in `options.jobs` worker processes (each builds its detector once); videos run in
-    this process, since their decode, detect and encode already overlap.
+    this process, since their decode, detect and encode already overlap, except that a video long
+    enough to be split (`options.segments`) has its segments run in worker processes.
     """
     emit = on_result or (lambda _r: None)
     results: dict[int, FileResult] = {}
@@ -94,7 +110,7 @@ def run_batch(
     videos = [(i, j) for i, j in enumerate(jobs) if j.plan is Plan.process and j.kind is Kind.video]
     for i, job in enumerate(jobs):
         if job.plan is not Plan.process:
-            results[i] = _not_processed(job)
+            results[i] = not_processed(job)
             emit(results[i])
     cores = os.cpu_count() or 1
     workers = min(options.jobs or cores, len(photos))
@@ -103,12 +119,14 @@ def run_batch(
     elif photos or videos:
         engine = engine or build_engine(settings)
         for i, job in photos:
-            results[i] = _guarded(job, engine)
+            results[i] = guarded(job, engine)
             emit(results[i])
     if videos:
+        from blur.batch.segmented import run_video  # noqa: PLC0415 - PyAV only when needed
+
         engine = engine or build_engine(settings)
         for i, job in videos:
-            results[i] = _guarded(job, engine, on_frames)
+            results[i] = run_video(job, engine, options, on_frames)
             emit(results[i])
     return [results[i] for i in range(len(jobs))]
 
@@ -131,7 +149,7 @@ def _run_pool(
             except Exception as exc:  # noqa: BLE001 - a dead worker fails its file, not the batch
                 job = photos[[k for k, _ in photos].index(i)][1]
                 results[i] = FileResult(
-                    source=str(job.source),
+                    source=job.label,
                     status=Status.failed,
                     kind="image",
                     reason=f"worker failed ({type(exc).__name__}: {exc}); no output written",
