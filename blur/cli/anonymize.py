@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,18 +16,20 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
 from blur import __version__
-from blur.batch.discover import discover
+from blur.batch.executors import Executor, LocalExecutor
 from blur.batch.journal import BusyError, Journal, clean_partials, locked, merge, split_finished
-from blur.batch.pool import BatchOptions, run_batch
+from blur.batch.pool import BatchOptions
 from blur.batch.record import BatchRecord, write_record
 from blur.batch.report import summarise, write_report
-from blur.batch.state import StateDir, attach, clean_scratch, inside, open_state
+from blur.batch.state import StateDir, clean_scratch, inside
+from blur.batch.target import Target, discover_jobs, state_of, target
 from blur.batch.workfiles import JOURNAL_NAME
 from blur.config import Settings, settings_dict
 from blur.engine import Engine, build_engine
 from blur.errors import BlurError
 from blur.jobs import FileResult, Job, Plan, Status
 from blur.textsafe import printable
+from blur.video.segments import SegmentOptions
 
 
 def _usage_problem(paths: list[Path], output: Path) -> str | None:
@@ -50,63 +54,115 @@ def _safe(path: str) -> str:
     return escape(printable(path))
 
 
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """How `blur anonymize` runs besides its settings: workers, a cluster, split videos, resume, state."""
+
+    jobs: int = 0
+    cluster: str | None = None
+    segments: SegmentOptions = field(default_factory=SegmentOptions)
+    force: bool = False
+    state_dir: Path | None = None
+
+
+def _problem(where: Target, html: Path | None, originals: bool, report: Path | None, state: Path | None) -> str | None:
+    if where.local:
+        assert where.local_inputs is not None and where.local_output is not None
+        out = where.local_output
+        return (
+            _usage_problem(where.local_inputs, out)
+            or _html_problem(html, where.local_inputs)
+            or _inside_output(out, report, html, state)
+        )
+    if html is not None and where.local_output is None:
+        return "--html needs a local output folder (the review page reads the outputs)"
+    if originals and where.local_inputs is None:
+        return "--html-with-originals needs local inputs (the review page reads the originals)"
+    from blur.batch.remote import usage_problem  # noqa: PLC0415
+
+    inside_out = _inside_output(where.local_output, report, html, state) if where.local_output else None
+    return usage_problem(where.inputs, where.output) or inside_out or _html_problem(html, [])
+
+
 def run_anonymize(
-    paths: list[Path],
-    output: Path,
+    paths: Sequence[Path | str],
+    output: Path | str,
     settings: Settings,
     *,
     report: Path | None,
-    jobs: int,
     quiet: bool,
     console: Console,
+    jobs: int = 0,
     html: Path | None = None,
     html_with_originals: bool = False,
     force: bool = False,
     state_dir: Path | None = None,
+    run: RunOptions | None = None,
 ) -> int:
     """Anonymize a batch; return the exit status (0 all ok, 1 any failure, 2 usage error).
 
-    Outputs already completed by an interrupted earlier run into `output` are verified against the
-    journal and kept (unless `force`); temporary files a killed run left behind are removed first.
-    Working files (journal, batch record, temporary files) go to the state folder (`state_dir`, or
-    the user state directory), never into `output`.
+    Inputs and the output may be local paths or URLs (object storage). Outputs already completed by
+    an interrupted earlier run are verified against the journal and kept (unless `force`); temporary
+    files a killed run left behind are removed first. Working files (journal, batch record,
+    temporary files) go to the state folder (`state_dir`, or the user state directory), never into
+    the output. With `run.cluster` the files are processed on a Dask cluster, with the same results,
+    journal and report.
     """
-    problem = (
-        _usage_problem(paths, output) or _html_problem(html, paths) or _inside_output(output, report, html, state_dir)
-    )
+    run = run or RunOptions(jobs=jobs, force=force, state_dir=state_dir)
+    try:
+        where = target(paths, output)
+        problem = _problem(where, html, html_with_originals, report, run.state_dir)
+    except BlurError as exc:
+        problem = str(exc)
     if problem:
         console.print(f"[red]error:[/red] {_safe(problem)}")
         return 2
     start = time.perf_counter()
     try:
-        state = open_state(output, state_dir)
-    except BlurError as exc:
-        console.print(f"[red]error:[/red] {_safe(str(exc))}")
-        return 1
-    try:
+        state = state_of(where, run.state_dir)
         engine = build_engine(settings)
+        job_list = discover_jobs(where, state)
     except (BlurError, ValueError) as exc:
-        console.print(f"[red]error:[/red] cannot load the detector: {_safe(str(exc))}")
+        console.print(f"[red]error:[/red] cannot start: {_safe(str(exc))}")
         return 1
-    job_list = attach(discover(paths, output, (state.path,)), state)
-    meta = _meta(settings, engine.detector)
+    meta = {**_meta(settings, engine.detector), **({"cluster": run.cluster} if run.cluster else {})}
     try:
-        with locked(output):
-            _clean(output, state, console)
+        with locked(where.local_output or state.path), _executor(settings, engine, run) as executor:
+            if where.local_output is not None:
+                _clean(where.local_output, state, console)
             results, digests = _resumable(
-                job_list, output, state, settings, engine, jobs=jobs, quiet=quiet, console=console, force=force
+                job_list, where, state, settings, executor, quiet=quiet, console=console, force=run.force
             )
-            record = _record(output, settings, results, report, html, html_with_originals, meta, digests)
-            _write_record(state, record, console)
-    except (BusyError, OSError) as exc:
+            if where.local_output is not None:
+                record = _record(
+                    where.local_output, settings, results, report, html, html_with_originals, meta, digests
+                )
+                _write_record(state, record, console)
+    except (BusyError, OSError, BlurError) as exc:
         console.print(f"[red]error:[/red] {_safe(str(exc))}")
         return 1
     summary = summarise(results, time.perf_counter() - start)
     written = _write_report(report, results, summary, meta, console)
     if html is not None:
         written = _write_review(html, results, settings, html_with_originals, console) and written
-    _print_summary(results, summary, output, console)
+    _print_summary(results, summary, where.output, console)
     return 1 if summary.failed or not written else 0
+
+
+@contextlib.contextmanager
+def _executor(settings: Settings, engine: Engine, run: RunOptions) -> Iterator[Executor]:
+    """This machine's pool, or a Dask cluster (its module, and Dask, are imported only then)."""
+    options = BatchOptions(jobs=run.jobs, segments=run.segments)
+    if run.cluster is None:
+        yield LocalExecutor(settings, options, engine)
+        return
+    try:
+        from blur.batch.cluster import DaskExecutor  # noqa: PLC0415 - Dask only with --cluster
+    except ImportError as exc:
+        msg = f'--cluster needs Dask: pip install "blur[cluster]" ({exc})'
+        raise BlurError(msg) from exc
+    with DaskExecutor(run.cluster, settings, options) as executor:
+        yield executor
 
 
 def _inside_output(output: Path, report: Path | None, html: Path | None, state: Path | None) -> str | None:
@@ -173,7 +229,7 @@ def _write_record(state: StateDir, record: BatchRecord, console: Console) -> Non
         )
 
 
-def _print_summary(results: list[FileResult], summary: Any, output: Path, console: Console) -> None:
+def _print_summary(results: list[FileResult], summary: Any, output: str, console: Console) -> None:
     for r in results:
         if r.status is Status.skipped:
             console.print(f"[dim]skipped:[/dim] {_safe(r.source)}: {_safe(r.reason)}")
@@ -182,7 +238,7 @@ def _print_summary(results: list[FileResult], summary: Any, output: Path, consol
     flagged = f", {summary.flagged_files} flagged by the second pass" if summary.flagged_files else ""
     console.print(
         f"{summary.ok} ok, {summary.failed} failed, {summary.skipped} skipped; "
-        f"{summary.faces} faces masked{flagged}; {summary.seconds:.1f}s. Output: {_safe(str(output))}"
+        f"{summary.faces} faces masked{flagged}; {summary.seconds:.1f}s. Output: {_safe(output)}"
     )
 
 
@@ -201,12 +257,11 @@ def _write_report(
 
 def _resumable(
     job_list: list[Job],
-    output: Path,
+    where: Target,
     state: StateDir,
     settings: Settings,
-    engine: Engine,
+    executor: Executor,
     *,
-    jobs: int,
     quiet: bool,
     console: Console,
     force: bool,
@@ -216,13 +271,13 @@ def _resumable(
     Returns:
         Every file's result, and the SHA-256 of each source whose output was written.
     """
-    journal = Journal(output, settings, state.journal, fresh=force)
+    journal = Journal(where.local_output or state.path, settings, state.journal, fresh=force)
     pending, done = split_finished(job_list, journal)
     if done:
         console.print(
             f"[dim]resuming: {len(done)} output(s) already complete and verified; use --force to redo them[/dim]"
         )
-    by_source = {str(j.source): j for j in pending}
+    by_source = {j.label: j for j in pending}
     warned: list[str] = []
 
     def record(result: FileResult) -> None:
@@ -231,12 +286,15 @@ def _resumable(
             return
         try:
             journal.record(job, result)
-        except OSError as exc:
+        except (OSError, BlurError) as exc:
             if not warned:
                 warned.append(str(exc))
                 console.print(f"[yellow]warning:[/yellow] cannot update the resume journal: {_safe(str(exc))}")
 
-    ran = _run_with_progress(pending, settings, engine, jobs=jobs, quiet=quiet, console=console, record=record)
+    ran = _run_with_progress(pending, executor, quiet=quiet, console=console, record=record)
+    if where.local_output is not None:
+        clean_partials(where.local_output)  # a worker killed mid-file may have left its temporary file
+        clean_scratch(state)
     results = merge(job_list, done, ran)
     if all(r.status is not Status.failed for r in results):
         journal.remove()
@@ -245,10 +303,8 @@ def _resumable(
 
 def _run_with_progress(
     job_list: list[Job],
-    settings: Settings,
-    engine: Engine,
+    executor: Executor,
     *,
-    jobs: int,
     quiet: bool,
     console: Console,
     record: Callable[[FileResult], None],
@@ -264,7 +320,7 @@ def _run_with_progress(
         disable=not show,
         transient=True,
     )
-    video_tasks: dict[Path, TaskID] = {}
+    video_tasks: dict[str, TaskID] = {}
 
     def on_result(result: FileResult) -> None:
         record(result)
@@ -274,15 +330,16 @@ def _run_with_progress(
             progress.advance(files_task)
 
     def on_frames(job: Job, done: int, total: int | None) -> None:
-        task = video_tasks.get(job.source)
+        task = video_tasks.get(job.label)
         if task is None:
-            task = progress.add_task(f"  {_safe(job.source.name)} (frames)", total=total)
-            video_tasks[job.source] = task
+            name = job.label.rstrip("/").rsplit("/", 1)[-1]
+            task = progress.add_task(f"  {_safe(name)} (frames)", total=total)
+            video_tasks[job.label] = task
         progress.update(task, completed=done, total=total)
 
     with progress:
         files_task = progress.add_task("files", total=len(processed))
-        return run_batch(job_list, settings, BatchOptions(jobs=jobs), on_result, on_frames, engine=engine)
+        return executor.run(job_list, on_result, on_frames)
 
 
 def _html_problem(html: Path | None, paths: list[Path]) -> str | None:

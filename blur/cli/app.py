@@ -24,6 +24,12 @@ app = typer.Typer(
 )
 
 
+DEFAULT_SPLIT_AFTER = 0.0
+"""Videos are split into segments only when asked (see docs/cluster.md for when it pays)."""
+
+DEFAULT_SEGMENT_SECONDS = 10.0
+
+
 class Backend(str, Enum):
     """Detector backends offered on the command line."""
 
@@ -47,6 +53,14 @@ def main(
 
 
 PathsArg = Annotated[list[Path], typer.Argument(help="Photos, videos or folders (walked recursively).")]
+InputsArg = Annotated[
+    list[str],
+    typer.Argument(
+        help="Photos, videos or folders (walked recursively), or URLs of objects or prefixes "
+        "(s3://bucket/shoot, gs://…, file://…; credentials from the storage's own configuration).",
+        show_default=False,
+    ),
+]
 BackendOpt = Annotated[Backend, typer.Option("--backend", "-b", help="Face detector.")]
 ThresholdOpt = Annotated[
     float | None, typer.Option("--threshold", "-t", min=0.01, max=0.99, help="Detection score threshold.")
@@ -78,8 +92,8 @@ def _detector_config(
 
 @app.command()
 def anonymize(
-    paths: PathsArg,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output folder; it mirrors each input folder.")],
+    paths: InputsArg,
+    output: Annotated[str, typer.Option("--output", "-o", help="Output folder or URL; it mirrors each input folder.")],
     report: Annotated[Path | None, typer.Option("--report", help="Write a JSON report here.")] = None,
     mode: Annotated[
         MaskMode, typer.Option("--mode", "-m", help="Look of masked faces; all fill first.")
@@ -119,13 +133,33 @@ def anonymize(
         bool, typer.Option("--force", help="Redo every file, even outputs an interrupted earlier run completed.")
     ] = False,
     state: StateOpt = None,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            "--cluster",
+            help="Run on a Dask cluster: its scheduler (tcp://HOST:8786, on a private network) or 'local' "
+            'for a cluster of worker processes on this machine (pip install "blur[cluster]").',
+        ),
+    ] = None,
+    split_after: Annotated[
+        float,
+        typer.Option(
+            "--split-after",
+            min=0.0,
+            help="Split videos at least this many seconds long into segments run side by side (0: never).",
+        ),
+    ] = DEFAULT_SPLIT_AFTER,
+    segment_seconds: Annotated[
+        float, typer.Option("--segment-seconds", min=1.0, help="Length of the segments of a split video.")
+    ] = DEFAULT_SEGMENT_SECONDS,
 ) -> None:
     """Anonymize every face in PATHS and write clean copies under --output.
 
     Correction sidecars (PHOTO.blur.json, or .blur.json per folder) are applied automatically. A run
     that was interrupted resumes: verified finished outputs are kept, the rest is redone.
     """
-    from blur.cli.anonymize import run_anonymize  # noqa: PLC0415 - heavy imports only when a command runs
+    from blur.cli.anonymize import RunOptions, run_anonymize  # noqa: PLC0415 - heavy imports only when a command runs
+    from blur.video.segments import SegmentOptions  # noqa: PLC0415
 
     settings = Settings(
         detector=_detector_config(backend, threshold, multiscale, ep),
@@ -137,18 +171,18 @@ def anonymize(
     )
     if html_with_originals and html is None:
         raise typer.BadParameter("--html-with-originals needs --html FILE", param_hint="--html-with-originals")
+    run = RunOptions(jobs=jobs, cluster=cluster, segments=SegmentOptions(split_after, segment_seconds), force=force)
     code = run_anonymize(
         paths,
         output,
         settings,
         report=report,
-        jobs=jobs,
         quiet=quiet,
         console=Console(stderr=True, soft_wrap=True),
         html=html,
         html_with_originals=html_with_originals,
-        force=force,
         state_dir=state,
+        run=run,
     )
     raise typer.Exit(code)
 

@@ -1,0 +1,393 @@
+"""`--cluster`: the batch as tasks on a Dask cluster (an existing scheduler, or a `LocalCluster`).
+
+Every photo, every video and every segment of a long video is a task. Each worker process loads and
+checks the model once (`BlurPlugin`) and refuses to work when its blur version or model differs
+from this client's. The client keeps everything a local run keeps: it discovers the files, keeps
+the journal, shows progress, joins split videos and writes the report; workers read inputs and
+write outputs themselves (a shared folder reached under the same path, or object storage).
+
+A worker that dies mid-file is replaced by its nanny and the scheduler runs its task again
+elsewhere; outputs are still written under a temporary name and renamed, or uploaded in one piece,
+so a killed attempt leaves no partial output under the final name, and the batch sweeps any
+temporary file it left. Dask runs pickled code: whoever can reach the scheduler can run code on
+every worker, so a scheduler must only listen on a private network, with TLS (docs/cluster.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from distributed import Client, LocalCluster, WorkerPlugin, get_worker
+from distributed import wait as dask_wait
+
+from blur import __version__
+from blur.batch.executors import Runner, TaskFuture, drive, job_task
+from blur.batch.pool import BatchOptions, OnFrames, OnResult, not_processed
+from blur.batch.segmented import SplitVideo, video_task
+from blur.batch.staging import STAGED, private_folder, stage_input
+from blur.config import DetectorConfig, Settings
+from blur.engine import Engine, build_engine
+from blur.errors import BlurError
+from blur.jobs import FileResult, Job, Plan, Status
+from blur.media.kinds import Kind
+from blur.video.segments import SegmentPlan
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Collection
+
+    from distributed import Worker
+
+T = TypeVar("T")
+
+PLUGIN_NAME = "blur"
+
+LOCAL = "local"
+"""The `--cluster` value that starts a `LocalCluster` on this machine."""
+
+
+class ClusterError(BlurError):
+    """The cluster cannot be reached, or a worker runs another blur or model than the client."""
+
+
+def _model_files(cfg: DetectorConfig) -> list[Path]:
+    if cfg.backend == "centerface":
+        from blur.detect.centerface import packaged_model_path  # noqa: PLC0415 - the backend's own module
+
+        return [cfg.model_path or packaged_model_path()]
+    if cfg.backend == "mediapipe":
+        from blur.detect.mediapipe import EXPECTED_SHA256, weights_path  # noqa: PLC0415
+
+        return [weights_path(w) for w in sorted(EXPECTED_SHA256)]
+    return []
+
+
+@dataclass(frozen=True, slots=True)
+class Fingerprint:
+    """What must be the same on the client and every worker: blur's version and the model's bytes."""
+
+    blur: str
+    backend: str
+    model_sha256: str
+
+    def describe(self) -> str:
+        """A short human-readable form."""
+        return f"blur {self.blur}, {self.backend} model {self.model_sha256[:12]}"
+
+
+def fingerprint(settings: Settings) -> Fingerprint:
+    """This process's fingerprint for `settings`' detector.
+
+    Raises:
+        BlurError: the model is not installed.
+    """
+    digest = hashlib.sha256()
+    for path in _model_files(settings.detector):
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return Fingerprint(__version__, settings.detector.backend, digest.hexdigest())
+
+
+class BlurPlugin(WorkerPlugin):
+    """Builds the worker's engine once, after checking that it runs the client's blur and model."""
+
+    name = PLUGIN_NAME
+
+    def __init__(self, settings: Settings, expected: Fingerprint, threads: int) -> None:
+        self.settings = settings
+        self.expected = expected
+        self.threads = threads
+        self.engine: Engine | None = None
+        self.error = ""
+        self.lock: threading.Lock | None = None  # made on the worker (a lock cannot be pickled)
+
+    def setup(self, worker: Worker) -> None:
+        """Check the fingerprint and load the model; raise (the worker refuses work) on any difference."""
+        try:
+            actual = fingerprint(self.settings)
+        except (BlurError, OSError) as exc:
+            self.error = f"worker {worker.address}: cannot read the model: {exc}"
+            raise ClusterError(self.error) from exc
+        if actual != self.expected:
+            self.error = (
+                f"worker {worker.address} runs {actual.describe()}, this client {self.expected.describe()}; "
+                "install the same blur and model on every worker"
+            )
+            raise ClusterError(self.error)
+        detector = replace(self.settings.detector, threads=self.threads or self.settings.detector.threads)
+        self.lock = threading.Lock()
+        self.engine = build_engine(replace(self.settings, detector=detector))
+
+    def teardown(self, worker: Worker) -> None:
+        """Delete any input kept for a split video."""
+        STAGED.clear()
+
+
+def _on_worker(fn: Callable[..., T], *args: Any) -> T:
+    """Run `fn(engine, *args)` with this worker's engine; refuse when the plugin did not set one up."""
+    worker = get_worker()
+    plugin = worker.plugins.get(PLUGIN_NAME)
+    engine = getattr(plugin, "engine", None)
+    if not isinstance(plugin, BlurPlugin) or engine is None or plugin.lock is None:
+        reason = getattr(plugin, "error", "") or f"worker {worker.address} has no blur engine (plugin not set up)"
+        raise ClusterError(reason)
+    # One engine per worker process: tasks on a worker with several threads take turns with it.
+    with plugin.lock:
+        return fn(engine, *args)
+
+
+class DaskRunner:
+    """Tasks on a Dask cluster."""
+
+    def __init__(self, client: Client, retries: int = 1) -> None:
+        self.client = client
+        self.retries = retries
+
+    @property
+    def workers(self) -> int:
+        """Threads across the cluster's workers."""
+        info = self.client.scheduler_info(n_workers=-1)
+        return sum(int(w.get("nthreads", 1)) for w in info.get("workers", {}).values()) or 1
+
+    def submit(self, fn: Callable[..., T], *args: Any) -> TaskFuture[T]:
+        """Run `fn(engine, *args)` on some worker (again elsewhere if that worker dies)."""
+        future: TaskFuture[T] = self.client.submit(_on_worker, fn, *args, pure=False, retries=self.retries)
+        return future
+
+    def wait(self, futures: Collection[TaskFuture[Any]]) -> set[TaskFuture[Any]]:
+        """Block until one of `futures` is done."""
+        done, _ = dask_wait(list(futures), return_when="FIRST_COMPLETED")
+        return set(done)
+
+
+def _failed(job: Job, exc: BaseException) -> FileResult:
+    if isinstance(exc, BlurError):
+        reason = f"{exc}; no output written"
+    else:
+        reason = f"{job.label}: task failed on the cluster ({type(exc).__name__}: {exc}); no output written"
+    return FileResult(source=job.label, status=Status.failed, kind=job.kind.value, reason=reason)
+
+
+@dataclass
+class _OneTask:
+    """A photo (or a video processed whole): one task."""
+
+    job: Job
+    task_job: Job
+    result: FileResult | None = None
+
+    def start(self, runner: Runner) -> list[TaskFuture[Any]]:
+        return [runner.submit(job_task, self.task_job)]
+
+    def advance(self, runner: Runner, future: TaskFuture[Any]) -> list[TaskFuture[Any]]:
+        try:
+            self.result = future.result()
+        except Exception as exc:  # noqa: BLE001 - a lost or failed task fails its file, not the batch
+            self.result = _failed(self.job, exc)
+        return []
+
+
+@dataclass
+class _VideoFlow:
+    """A video: planned on a worker, then processed whole there or split into segment tasks."""
+
+    job: Job
+    task_job: Job
+    options: BatchOptions
+    crf: int
+    on_frames: OnFrames | None
+    result: FileResult | None = None
+    split: SplitVideo | None = None
+    folder: Path | None = None
+    _asked: float = 0.0
+    _names: dict[str, str] = field(default_factory=dict)
+
+    def start(self, runner: Runner) -> list[TaskFuture[Any]]:
+        self._asked = time.perf_counter()
+        return [runner.submit(video_task, self.task_job, self.options.segments)]
+
+    def advance(self, runner: Runner, future: TaskFuture[Any]) -> list[TaskFuture[Any]]:
+        if self.split is not None:
+            new = self.split.advance(runner, future)
+            self.result = self.split.result
+            if self.result is not None:
+                self._cleanup()
+            return new
+        try:
+            value = future.result()
+        except Exception as exc:  # noqa: BLE001 - a lost or failed task fails its file, not the batch
+            self.result = _failed(self.job, exc)
+            return []
+        if isinstance(value, FileResult):
+            self.result = value
+            return []
+        if not isinstance(value, SegmentPlan):  # pragma: no cover - video_task returns one of the two
+            self.result = _failed(self.job, TypeError(type(value).__name__))
+            return []
+        try:
+            source = self._local_source()
+        except BlurError as exc:
+            self.result = _failed(self.job, exc)
+            return []
+        planned = time.perf_counter() - self._asked
+        self.split = SplitVideo(self.job, self.task_job, source, value, self.crf, planned, self.on_frames, self._names)
+        return self.split.start(runner)
+
+    def _local_source(self) -> Path:
+        """This client's copy of the input, for the join's audio (a remote input is downloaded here too)."""
+        remote = self.task_job.remote
+        if remote is None or remote.source is None:
+            self._names = {str(self.task_job.source): self.job.label}
+            return self.task_job.source
+        self.folder = private_folder()
+        source, names = stage_input(self.task_job, self.folder)
+        self._names = names
+        return source
+
+    def _cleanup(self) -> None:
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            self.folder = None
+
+
+def _absolute(job: Job) -> tuple[Job, dict[str, str]]:
+    """`job` with absolute local paths (workers may run elsewhere), and how to show them as the user gave them."""
+    names: dict[str, str] = {}
+    source, output = job.source, job.output
+    if job.remote is None or job.remote.source is None:
+        source = Path(os.path.abspath(job.source))
+        names[str(source)] = str(job.source)
+    if output is not None and (job.remote is None or job.remote.output is None):
+        output = Path(os.path.abspath(output))
+        names[str(output)] = str(job.output)
+    return replace(job, source=source, output=output), {k: v for k, v in names.items() if k != v}
+
+
+def _as_given(result: FileResult, job: Job, names: dict[str, str]) -> FileResult:
+    def swap(text: str) -> str:
+        for local, shown in sorted(names.items(), key=lambda kv: -len(kv[0])):
+            text = text.replace(local, shown)
+        return text
+
+    return replace(
+        result,
+        source=job.label,
+        output=job.output_label if result.status is Status.ok else None,
+        reason=swap(result.reason),
+        notes=tuple(swap(n) for n in result.notes),
+    )
+
+
+class DaskExecutor:
+    """Runs a batch on a Dask cluster: `address` of a scheduler (`tcp://HOST:8786`) or `"local"`.
+
+    Use as a context manager: entering connects (or starts the `LocalCluster`) and registers the
+    worker plugin, which raises `ClusterError` when a worker differs from this client.
+    """
+
+    def __init__(
+        self,
+        address: str,
+        settings: Settings,
+        options: BatchOptions,
+        *,
+        expected: Fingerprint | None = None,
+        retries: int = 1,
+        timeout: float = 30.0,
+    ) -> None:
+        self.address = address
+        self.settings = settings
+        self.options = options
+        self.expected = expected
+        self.retries = retries
+        self.timeout = timeout
+        self.client: Client | None = None
+        self.cluster: LocalCluster | None = None
+
+    def __enter__(self) -> DaskExecutor:
+        expected = self.expected or fingerprint(self.settings)
+        threads = self.settings.detector.threads
+        try:
+            if self.address == LOCAL:
+                cores = os.cpu_count() or 1
+                workers = self.options.jobs or cores
+                threads = threads or max(1, cores // workers)
+                self.cluster = LocalCluster(
+                    n_workers=workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    host="127.0.0.1",
+                    dashboard_address=None,
+                )
+                self.client = Client(self.cluster, timeout=self.timeout)
+            else:
+                self.client = Client(self.address, timeout=self.timeout)
+        except (OSError, TimeoutError, ValueError) as exc:
+            self.close()
+            msg = f"cannot reach the Dask scheduler at {self.address}: {exc}"
+            raise ClusterError(msg) from exc
+        try:
+            self.client.register_plugin(BlurPlugin(self.settings, expected, threads), name=PLUGIN_NAME)
+        except ClusterError:
+            self.close()
+            raise
+        except Exception as exc:
+            self.close()
+            msg = f"the cluster's workers could not load blur's model: {type(exc).__name__}: {exc}"
+            raise ClusterError(msg) from exc
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Disconnect (and stop a `LocalCluster` this executor started)."""
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+        if self.cluster is not None:
+            self.cluster.close()
+            self.cluster = None
+
+    @property
+    def scheduler(self) -> str:
+        """The scheduler's address."""
+        return "" if self.client is None else str(getattr(self.client.scheduler, "address", ""))
+
+    def run(
+        self, jobs: list[Job], on_result: OnResult | None = None, on_frames: OnFrames | None = None
+    ) -> list[FileResult]:
+        """Process `jobs` on the cluster; results in the jobs' order."""
+        if self.client is None:
+            msg = "DaskExecutor.run needs `with DaskExecutor(...)`"
+            raise RuntimeError(msg)
+        emit = on_result or (lambda _r: None)
+        results: dict[int, FileResult] = {}
+        flows: list[Any] = []
+        where: dict[int, tuple[int, Job, dict[str, str]]] = {}
+        for i, job in enumerate(jobs):
+            if job.plan is not Plan.process:
+                results[i] = not_processed(job)
+                emit(results[i])
+                continue
+            task_job, names = _absolute(job)
+            flow: Any
+            if job.kind is Kind.video:
+                flow = _VideoFlow(job, task_job, self.options, self.settings.video_crf, on_frames)
+            else:
+                flow = _OneTask(job, task_job)
+            where[id(flow)] = (i, job, names)
+            flows.append(flow)
+
+        def done(flow: Any) -> None:
+            i, job, names = where[id(flow)]
+            results[i] = _as_given(flow.result, job, names)
+            emit(results[i])
+
+        drive(DaskRunner(self.client, self.retries), flows, done)
+        return [results[i] for i in range(len(jobs))]
