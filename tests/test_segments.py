@@ -217,6 +217,38 @@ class TestSplitVideo:
         assert min(psnr(x, y) for x, y in zip(a.frames, b.frames, strict=True)) > 40.0
 
 
+class TestSidecar:
+    def test_add_and_keep_regions_keep_the_video_clock(self, tmp_path: Path, astro: Frame, engine: Engine) -> None:
+        """Sidecar time ranges count from the video's first frame in every segment: an `add` region across
+        two boundaries is masked in exactly its frames, and a `keep` range leaves faces visible in the
+        same frames as in a whole-file run."""
+        import json
+
+        src = tmp_path / "c.mp4"
+        frames, boxes = write_crossing(src, astro)
+        region = [250, 4, 300, 44]  # top right: no face there
+        sidecar = {
+            "blur_sidecar": 1,
+            "add": [{"box": region, "start": 1.5, "end": 3.2}],
+            "keep": [{"box": [0, 0, SIZE[0], SIZE[1]], "start": 2.5, "end": 5.0}],
+        }
+        (tmp_path / "c.mp4.blur.json").write_text(json.dumps(sidecar))
+        whole = run_video(_job(src, tmp_path / "whole.mp4"), engine, BatchOptions(jobs=1), None)
+        split = run_video(_job(src, tmp_path / "split.mp4"), engine, BatchOptions(jobs=1, segments=SPLIT), None)
+        assert whole.status is split.status is Status.ok, split.reason
+        assert split.segments is not None
+        a, b = decode(tmp_path / "whole.mp4"), decode(tmp_path / "split.mp4")
+        x1, y1, x2, y2 = region
+        added = [i for i, f in enumerate(b.frames) if f[y1 + 4 : y2 - 4, x1 + 4 : x2 - 4].max() < 40]
+        assert added == [i for i in range(FRAMES) if 1.5 <= i / FPS <= 3.2]
+        for i, (clean, fa, fb) in enumerate(zip(frames, a.frames, b.frames, strict=True)):
+            for box in boxes[i]:
+                assert hidden(fa, clean, box) == hidden(fb, clean, box), f"frame {i}: face {box}"
+        # Kept faces show once the tracks that started before the range have run out (gap and pad).
+        kept = [i for i in range(FRAMES) if boxes[i] and not all(hidden(b.frames[i], frames[i], x) for x in boxes[i])]
+        assert kept and min(kept) >= 30
+
+
 class TestUnion:
     def test_neighbours_boxes_cover_what_a_pass_misses_at_its_start(
         self, tmp_path: Path, astro: Frame, engine: Engine, monkeypatch: pytest.MonkeyPatch

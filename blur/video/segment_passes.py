@@ -28,6 +28,7 @@ from blur.media.video_read import AudioChunk, open_input, video_stream
 from blur.media.video_write import MUXERS, encode_spec
 from blur.types import Detections
 from blur.video.masking import mask_frame
+from blur.video.memory import check_memory
 from blur.video.options import VideoOptions
 from blur.video.pipeline import run_frames
 from blur.video.prepare import Timeline
@@ -142,6 +143,7 @@ def detect_segment(
     seg = task.segment
     # Segments already run side by side: one detection thread each.
     options = replace(options or VideoOptions(), parallel=False)
+    check_memory(source, task.info.width, task.info.height, float(task.info.rate), options)
     corrections = load_corrections(source)
     corrections.check_fits(task.info.width, task.info.height, source)
     frames = segment_frames(source, task, seg.detect_start, seg.detect_end, seg.detect_seek)
