@@ -4,8 +4,11 @@ split that cannot be trusted falling back to a whole-file run."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import cv2
@@ -18,12 +21,15 @@ from blur.engine import Engine
 from blur.errors import MediaWriteError
 from blur.jobs import Job, Plan, Status
 from blur.media.kinds import Kind
-from blur.types import Frame
+from blur.types import Detections, Frame
 from blur.video.segments import (
+    FrameBoxes,
     Segment,
     SegmentBoxes,
     SegmentError,
     SegmentOptions,
+    SegmentPlan,
+    WholeTracks,
     _cut,
     plan_segments,
     union_boxes,
@@ -249,43 +255,61 @@ class TestSidecar:
         assert kept and min(kept) >= 30
 
 
-class TestUnion:
+def _without(found: FrameBoxes, drop: Callable[[int], bool]) -> FrameBoxes:
+    """`found` without the frames `drop` selects."""
+    return FrameBoxes.pack({f: d for f, d in found.by_frame().items() if not drop(f)})
+
+
+def _run_with(
+    monkeypatch: pytest.MonkeyPatch, change: Callable[[SegmentBoxes, Segment], SegmentBoxes]
+) -> Callable[[Path, Path, Engine], Any]:
+    """`run_video` with every detection pass's result changed by `change`."""
+    import blur.batch.segmented as segmented
+
+    real = segmented.detect_segment
+
+    def changed(engine: Engine, source: Path, task: Any) -> SegmentBoxes:
+        return change(real(engine, source, task), task.segment)
+
+    monkeypatch.setattr(segmented, "detect_segment", changed)
+    return lambda src, out, engine: run_video(_job(src, out), engine, BatchOptions(jobs=1, segments=SPLIT), None)
+
+
+def _all_hidden(out: Path, frames: list[Frame], boxes: list[list[tuple[int, int, int, int]]]) -> None:
+    decoded = decode(out)
+    for i, (clean, masked) in enumerate(zip(frames, decoded.frames, strict=True)):
+        for box in boxes[i]:
+            assert hidden(masked, clean, box), f"frame {i}: face {box} visible"
+
+
+class TestBoxSources:
+    def test_whole_video_tracking_masks_what_the_passes_trackers_lose(
+        self, tmp_path: Path, astro: Frame, engine: Engine, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The whole video is tracked here from every pass's faces, as a whole-file run tracks it: with
+        every pass's own tracker giving nothing, each face is still hidden in every frame."""
+        run = _run_with(monkeypatch, lambda found, _seg: replace(found, tracked=FrameBoxes()))
+        src = tmp_path / "c.mp4"
+        frames, boxes = write_crossing(src, astro)
+        assert run(src, tmp_path / "out.mp4", engine).status is Status.ok
+        _all_hidden(tmp_path / "out.mp4", frames, boxes)
+
     def test_neighbours_boxes_cover_what_a_pass_misses_at_its_start(
         self, tmp_path: Path, astro: Frame, engine: Engine, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        """A detection pass that starts without the tracks the segment before it had (here: it finds
-        nothing in its own segment's first 6 frames) is covered by the pass before it, which saw those
-        frames in its overlap: every face is still hidden."""
-        import blur.batch.segmented as segmented
+        """A pass whose tracker starts without the tracks the segment before it had (here: it gives nothing
+        in its segment's first 6 frames, and the whole-video tracking gets no faces at all) is covered by
+        the pass before it, which saw those frames in its overlap."""
 
-        real = segmented.detect_segment
+        def forgetful(found: SegmentBoxes, seg: Segment) -> SegmentBoxes:
+            early = _without(found.tracked, lambda f: seg.start <= f < seg.start + 6)
+            return replace(found, tracked=early, found=FrameBoxes())
 
-        def forgetful(engine: Engine, source: Path, task: object) -> SegmentBoxes:
-            found = real(engine, source, task)  # type: ignore[arg-type]
-            start = task.segment.start  # type: ignore[attr-defined]
-            keep = [i for i, f in enumerate(found.frames) if not start <= f < start + 6]
-            ends = np.cumsum((0, *found.counts))
-            rows = np.concatenate([np.arange(ends[i], ends[i + 1]) for i in keep]) if keep else np.zeros(0, int)
-            return SegmentBoxes(
-                found.index,
-                tuple(found.frames[i] for i in keep),
-                tuple(found.counts[i] for i in keep),
-                found.boxes[rows],
-                found.tracks,
-                found.samples,
-                found.seconds,
-                found.worker,
-            )
-
-        monkeypatch.setattr(segmented, "detect_segment", forgetful)
+        run = _run_with(monkeypatch, forgetful)
         src = tmp_path / "c.mp4"
         frames, boxes = write_crossing(src, astro)
-        result = run_video(_job(src, tmp_path / "out.mp4"), engine, BatchOptions(jobs=1, segments=SPLIT), None)
-        assert result.status is Status.ok, result.reason
-        out = decode(tmp_path / "out.mp4")
-        for i, (clean, masked) in enumerate(zip(frames, out.frames, strict=True)):
-            for box in boxes[i]:
-                assert hidden(masked, clean, box), f"frame {i}: face {box} visible"
+        assert run(src, tmp_path / "out.mp4", engine).status is Status.ok
+        _all_hidden(tmp_path / "out.mp4", frames, boxes)
 
 
 class TestWhenSplitFails:
@@ -355,6 +379,13 @@ class TestPlan:
         assert [s.detect_end for s in segments] == [120, 220, 300]
         assert segments[0].encode_seek is None and segments[1].encode_seek == 98 and segments[2].detect_seek == 148
 
+    def test_by_default_split_only_where_enough_workers_share_it(self) -> None:
+        """Without --split-after, long videos are split only with 12 workers or more; an explicit
+        threshold splits whatever the workers."""
+        assert SegmentOptions.auto().for_workers(2).split_after == 0
+        assert SegmentOptions.auto().for_workers(16).split_after == 120
+        assert SegmentOptions(30.0).for_workers(1).split_after == 30
+
     def test_short_last_segment_joins_the_one_before(self) -> None:
         """A last piece shorter than half a segment is not a segment of its own."""
         from blur.media.video_read import VideoInfo
@@ -364,29 +395,49 @@ class TestPlan:
         assert [(s.start, s.end) for s in segments] == [(0, 100), (100, 230)]
 
     def test_union_and_neighbours(self) -> None:
-        """A segment's masks are the union of every detection pass that saw its frames (repeats once)."""
+        """A segment's masks are the union of the whole-video tracking and every detection pass that saw
+        its frames (repeats once)."""
         seg = Segment(1, 10, 20, 5, 25, None, None)
         box = np.array([[1, 2, 3, 4]], np.float32)
         other = np.array([[5, 6, 7, 8]], np.float32)
 
-        def found(index: int, frames: dict[int, np.ndarray]) -> SegmentBoxes:
-            order = sorted(frames)
-            return SegmentBoxes(
-                index,
-                tuple(order),
-                tuple(len(frames[f]) for f in order),
-                np.concatenate([frames[f] for f in order]),
-                1,
-                (),
-                0.0,
-                "w",
+        def tracked(index: int, frames: dict[int, np.ndarray]) -> SegmentBoxes:
+            packed = FrameBoxes.pack(
+                {f: Detections.from_arrays(b, np.ones(len(b), np.float32)) for f, b in frames.items()}
             )
+            return SegmentBoxes(index, packed, FrameBoxes(), (), 0.5, 1, (), 0.0, "w")
 
-        own = found(1, {10: box, 19: box})
-        before = found(0, {9: other, 10: box, 12: other})
-        after = found(2, {19: other, 22: other})
-        union = union_boxes(seg, [own, before, after])
-        assert sorted(union) == [10, 12, 19]
+        own = tracked(1, {10: box, 19: box})
+        before = tracked(0, {9: other, 10: box, 12: other})
+        after = tracked(2, {19: other, 22: other})
+        whole = {11: box, 25: box}
+        union = union_boxes(seg, [own, before, after], whole)
+        assert sorted(union) == [10, 11, 12, 19]
         assert len(union[10]) == 1  # the same box from two passes, once
         assert {tuple(b) for b in union[19].tolist()} == {(1, 2, 3, 4), (5, 6, 7, 8)}
         assert 9 not in union and 22 not in union
+
+    def test_whole_tracks_in_frame_order(self) -> None:
+        """Passes arriving out of order are tracked in frame order; a frame's boxes are final only once
+        the tracker's horizon has passed it, and every frame's are at the end."""
+        from blur.media.video_read import VideoInfo
+
+        info = VideoInfo(640, 360, Fraction(10), Fraction(1, 10), 40, 40, "h264", 0)
+        segments = _cut(list(range(40)), [(k, k) for k in range(0, 40, 10)], info, 1.0, 5, 1)
+        plan = SegmentPlan("mp4", info, tuple(range(40)), tuple(segments), "none", 5)
+        face = Detections.from_arrays(np.array([[100, 100, 140, 150]], np.float32), np.array([0.9], np.float32))
+
+        def found(i: int) -> SegmentBoxes:
+            seg = segments[i]
+            faces = FrameBoxes.pack(dict.fromkeys(range(seg.start, seg.end), face))
+            return SegmentBoxes(i, FrameBoxes(), faces, (), 0.5, 0, (), 0.0, "w")
+
+        whole = WholeTracks(plan)
+        whole.add(found(1))
+        assert whole.final_until == 0  # segment 0 first
+        whole.add(found(0))
+        assert 0 < whole.final_until < 20  # the last frames wait for the tracker's horizon
+        whole.add(found(3))
+        whole.add(found(2))
+        assert whole.final_until == 40 and whole.tracks == 1
+        assert all(len(whole.take(s)) == s.end - s.start for s in segments)

@@ -367,6 +367,8 @@ class DaskExecutor:
             msg = "DaskExecutor.run needs `with DaskExecutor(...)`"
             raise RuntimeError(msg)
         emit = on_result or (lambda _r: None)
+        runner = DaskRunner(self.client, self.retries)
+        options = replace(self.options, segments=self.options.segments.for_workers(runner.workers))
         results: dict[int, FileResult] = {}
         flows: list[Any] = []
         where: dict[int, tuple[int, Job, dict[str, str]]] = {}
@@ -378,7 +380,7 @@ class DaskExecutor:
             task_job, names = _absolute(job)
             flow: Any
             if job.kind is Kind.video:
-                flow = _VideoFlow(job, task_job, self.options, self.settings.video_crf, on_frames)
+                flow = _VideoFlow(job, task_job, options, self.settings.video_crf, on_frames)
             else:
                 flow = _OneTask(job, task_job)
             where[id(flow)] = (i, job, names)
@@ -389,5 +391,5 @@ class DaskExecutor:
             results[i] = _as_given(flow.result, job, names)
             emit(results[i])
 
-        drive(DaskRunner(self.client, self.retries), flows, done)
+        drive(runner, flows, done)
         return [results[i] for i in range(len(jobs))]

@@ -1,7 +1,8 @@
 """A long video split into segments and run as tasks on any runner (local processes or Dask workers).
 
-    plan ──> detect segment 0..n (overlaps included) ──> encode segment i once the detect passes of
-    i and its neighbours are done (their boxes' union) ──> join here, in order ──> publish
+    plan ──> detect segment 0..n (overlaps included) ──> track the whole video here, in order ──>
+    encode segment i once it is tracked and its neighbours' passes are in (the boxes' union) ──>
+    join here, in order ──> publish
 
 The detect and encode passes are `blur.video.segment_passes`; the plan and the union are
 `blur.video.segments`; the join is `blur.video.join`. Encoded segments come back as results and wait
@@ -37,6 +38,7 @@ from blur.video.segments import (
     SegmentOptions,
     SegmentPlan,
     SegmentTask,
+    WholeTracks,
     neighbours,
     plan_segments,
     union_boxes,
@@ -126,11 +128,13 @@ class SplitVideo:
     _times: dict[str, float] = field(default_factory=dict)
     _start: float = 0.0
     _why: str = ""
+    _tracks: WholeTracks | None = None
 
     def start(self, runner: Runner) -> list[TaskFuture[Any]]:
         """Submit every segment's detection pass."""
         self._start = time.perf_counter()
         self._spool = private_folder()
+        self._tracks = WholeTracks(self.plan)
         return [self._submit(runner, "detect", i) for i in range(len(self.plan.segments))]
 
     def _submit(self, runner: Runner, step: str, i: int) -> TaskFuture[Any]:
@@ -139,8 +143,10 @@ class SplitVideo:
         if step == "detect":
             future = runner.submit(detect_task, self.task_job, task)
         elif step == "encode":
+            assert self._tracks is not None
             passes = [self._boxes[j] for j in neighbours(self.plan, i)]
-            future = runner.submit(encode_task, self.task_job, task, union_boxes(task.segment, passes))
+            boxes = union_boxes(task.segment, passes, self._tracks.take(task.segment))
+            future = runner.submit(encode_task, self.task_job, task, boxes)
         else:
             future = runner.submit(job_task, self.task_job)
         self._tasks[future] = (step, i)
@@ -162,7 +168,9 @@ class SplitVideo:
             self._finish_whole(value)
             return []
         if step == "detect":
+            assert self._tracks is not None
             self._boxes[i] = value
+            self._tracks.add(value)
             self._times["detect"] = _elapsed(self._start)
             ready = [s.index for s in self.plan.segments if s.index not in self._encoding and self._ready(s.index)]
             self._encoding.update(ready)
@@ -174,7 +182,10 @@ class SplitVideo:
         return []
 
     def _ready(self, i: int) -> bool:
-        return all(j in self._boxes for j in neighbours(self.plan, i))
+        """Segment `i` can be encoded: its neighbours' passes are in, and the whole video is tracked past it."""
+        assert self._tracks is not None
+        seg = self.plan.segments[i]
+        return self._tracks.final_until >= seg.end and all(j in self._boxes for j in neighbours(self.plan, i))
 
     def _keep(self, seg: EncodedSegment) -> None:
         """Spool an encoded segment to the private folder until the join."""
@@ -235,7 +246,7 @@ class SplitVideo:
             faces=sum(faces for _, faces, _, _ in encoded),
             seconds=total,
             frames=len(self.plan.pts),
-            tracks=sum(b.tracks for b in detect),
+            tracks=self._tracks.tracks if self._tracks is not None else 0,
             notes=(*self.plan.info.notes, note),
             detections=tuple(s for b in sorted(detect, key=lambda b: b.index) for s in b.samples),
             segments={
@@ -308,8 +319,10 @@ def local_job(job: Job, source: Path) -> Job:
 
 def run_video(job: Job, engine: Engine, options: BatchOptions, on_frames: OnFrames | None) -> FileResult:
     """One video on this machine: whole in this process, or split across worker processes when long enough."""
-    if not options.segments.split_after:
+    segments = options.segments.for_workers(options.jobs or os.cpu_count() or 1)
+    if not segments.split_after:
         return guarded(job, engine, on_frames)
+    options = replace(options, segments=segments)
     start = time.perf_counter()
     folder = private_folder()
     try:

@@ -24,9 +24,6 @@ app = typer.Typer(
 )
 
 
-DEFAULT_SPLIT_AFTER = 0.0
-"""Videos are split into segments only when asked (see docs/cluster.md for when it pays)."""
-
 DEFAULT_SEGMENT_SECONDS = 10.0
 
 
@@ -142,13 +139,15 @@ def anonymize(
         ),
     ] = None,
     split_after: Annotated[
-        float,
+        float | None,
         typer.Option(
             "--split-after",
             min=0.0,
-            help="Split videos at least this many seconds long into segments run side by side (0: never).",
+            show_default=False,
+            help="Split videos at least this many seconds long into segments run side by side (0: never). "
+            "Default: videos of 2 minutes and more, where at least 12 workers can share them.",
         ),
-    ] = DEFAULT_SPLIT_AFTER,
+    ] = None,
     segment_seconds: Annotated[
         float, typer.Option("--segment-seconds", min=1.0, help="Length of the segments of a split video.")
     ] = DEFAULT_SEGMENT_SECONDS,
@@ -171,7 +170,11 @@ def anonymize(
     )
     if html_with_originals and html is None:
         raise typer.BadParameter("--html-with-originals needs --html FILE", param_hint="--html-with-originals")
-    run = RunOptions(jobs=jobs, cluster=cluster, segments=SegmentOptions(split_after, segment_seconds), force=force)
+    if split_after is None:
+        segments = SegmentOptions.auto(segment_seconds)
+    else:
+        segments = SegmentOptions(split_after, segment_seconds)
+    run = RunOptions(jobs=jobs, cluster=cluster, segments=segments, force=force)
     code = run_anonymize(
         paths,
         output,

@@ -109,6 +109,9 @@ class Run:
         self.peak_window = 0
         self.on_boxes: Callable[[int, Detections], None] | None = None
         """Told each frame's final boxes as it is masked (split videos collect them)."""
+        self.on_track: Callable[[int, Detections, bool], None] | None = None
+        """Told what the tracker is fed for each frame: its faces (keep regions dropped) and whether a
+        shot starts there (split videos track the whole video from these)."""
 
     def decode_loop(self, first: list[VideoFrame | AudioChunk]) -> None:
         """Decode thread: prepare frames, pass audio through, then an end marker.
@@ -218,6 +221,8 @@ class Run:
             found, kept = split_kept(found, self.corrections.at(seconds)[1])
             if len(kept):
                 self.samples.offer("kept", prepared.frame.index, seconds, entries(kept, kept=True))
+        if self.on_track is not None:
+            self.on_track(prepared.frame.index, found, prepared.cut)
         self.tracker.update(prepared.frame.index, found, cut=prepared.cut)
 
     def _seconds(self, frame: DecodedFrame) -> float:

@@ -33,7 +33,7 @@ from blur.video.options import VideoOptions
 from blur.video.pipeline import run_frames
 from blur.video.prepare import Timeline
 from blur.video.run import Run
-from blur.video.segments import Boxes, SegmentBoxes, SegmentError, SegmentTask
+from blur.video.segments import Boxes, FrameBoxes, SegmentBoxes, SegmentError, SegmentTask
 
 if TYPE_CHECKING:
     from av.video.codeccontext import VideoCodecContext
@@ -149,19 +149,26 @@ def detect_segment(
     frames = segment_frames(source, task, seg.detect_start, seg.detect_end, seg.detect_seek)
     run = Run(source, task.info, frames, engine, options, corrections)
     run.first_pts = task.first_pts  # sidecar times count from the video's first frame, not the segment's
-    found: dict[int, Boxes] = {}
+    tracked: dict[int, Detections] = {}
+    found: dict[int, Detections] = {}
+    cuts: list[int] = []
 
-    def keep(index: int, boxes: Detections) -> None:
-        found[seg.detect_start + index] = boxes.xyxy.astype(np.float32)
+    def keep_boxes(index: int, boxes: Detections) -> None:
+        tracked[seg.detect_start + index] = boxes
 
-    run.on_boxes = keep
+    def keep_faces(index: int, faces: Detections, cut: bool) -> None:
+        frame = seg.detect_start + index
+        if seg.start <= frame < seg.end:
+            found[frame] = faces
+            if cut:
+                cuts.append(frame)
+
+    run.on_boxes, run.on_track = keep_boxes, keep_faces
     written = run_frames(run, _NoPictures())
     expected = seg.detect_end - seg.detect_start
-    if written != expected or len(found) != expected:
+    if written != expected or len(tracked) != expected:
         msg = f"{source}: segment {seg.index} saw {written} of {expected} frames"
         raise SegmentError(msg)
-    frames_with = sorted(f for f, b in found.items() if len(b))
-    boxes = np.concatenate([found[f] for f in frames_with]) if frames_with else np.zeros((0, 4), np.float32)
     samples = tuple(
         {**s, "frame": s["frame"] + seg.detect_start, "track": f"{seg.index}.{s['track']}"}
         for s in run.samples.picks()
@@ -169,9 +176,10 @@ def detect_segment(
     )
     return SegmentBoxes(
         seg.index,
-        tuple(frames_with),
-        tuple(len(found[f]) for f in frames_with),
-        boxes.astype(np.float32),
+        FrameBoxes.pack(tracked),
+        FrameBoxes.pack(found),
+        tuple(cuts),
+        run.tracker.cfg.high,
         run.tracker.total_tracks,
         samples,
         time.perf_counter() - start,

@@ -7,10 +7,13 @@ about `SegmentOptions.length` seconds. Each segment is anonymized in two passes
 
 1. **detect**: the segment's frames plus an overlap before and after it (at least the tracker's
    maximum gap and pad) go through the video pipeline's detection and tracking (`blur.video.run`);
-   the result is every decoded frame's boxes.
-2. **encode**: the segment's own frames are decoded again and masked with the union of the boxes of
-   every segment whose detection pass covered them (its own and, in the overlaps, its neighbours'),
-   then encoded on their own.
+   the result is the faces it fed its tracker in its own frames, and the boxes its tracker gave
+   every frame it saw.
+2. **encode**: the segment's own frames are decoded again and masked with the union of (a) the
+   whole video's tracking, run in order by the client from every pass's faces (`WholeTracks`: what
+   a whole-file run's tracker does, so a track that began long before the segment and lives on weak
+   detections is kept) and (b) the boxes of every pass whose frames cover them (its own and, in the
+   overlaps, its neighbours'); then encoded on their own.
 
 `blur.video.join` joins the encoded segments into one file with the input's exact timestamps, frame
 count and frame rate, and copies the audio once from the input. A video that cannot be split
@@ -21,7 +24,7 @@ processed whole, and the reason is noted.
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,8 +42,10 @@ from blur.media.video_read import (
     video_stream,
 )
 from blur.media.video_write import choose_audio
+from blur.types import Detections
 from blur.video.options import DEFAULT_THRESHOLD, VideoOptions, tracker_config
 from blur.video.schedule import detection_plan
+from blur.video.tracking import Tracker
 
 if TYPE_CHECKING:
     from av.container import InputContainer
@@ -61,6 +66,16 @@ class SegmentError(MediaReadError):
     """A segment's frames are not the ones its plan says (the video is then processed whole)."""
 
 
+AUTO_SPLIT_AFTER = 120.0
+"""Without `--split-after`, videos of two minutes and more are split where enough workers can share them."""
+
+AUTO_MIN_WORKERS = 12
+"""...and enough means this many. A whole-file run keeps about 9 cores busy (16-core machine,
+docs/video.md), and a split run does about 1.3-1.4 times the work (overlaps detected twice, frames
+decoded twice: benchmarks/cluster.py); below this many workers splitting only costs time (2 cores:
+1.4 times slower)."""
+
+
 @dataclass(frozen=True, slots=True)
 class SegmentOptions:
     """When a video is split into segments, and how long they are.
@@ -68,15 +83,26 @@ class SegmentOptions:
     Attributes:
         split_after: videos at least this many seconds long are split (0: never split).
         length: seconds per segment; each ends at the first keyframe after this much.
+        min_workers: split only where at least this many tasks can run at once.
     """
 
     split_after: float = 0.0
     length: float = 10.0
+    min_workers: int = 1
 
     def __post_init__(self) -> None:
         if self.split_after < 0 or self.length <= 0:
             msg = f"need split_after >= 0 and length > 0, got {self.split_after} and {self.length}"
             raise ValueError(msg)
+
+    @classmethod
+    def auto(cls, length: float = 10.0) -> SegmentOptions:
+        """Split long videos only where enough workers can share them (`AUTO_SPLIT_AFTER`, `AUTO_MIN_WORKERS`)."""
+        return cls(AUTO_SPLIT_AFTER, length, AUTO_MIN_WORKERS)
+
+    def for_workers(self, workers: int) -> SegmentOptions:
+        """These options where `workers` tasks can run at once: never split below `min_workers`."""
+        return self if workers >= self.min_workers else SegmentOptions(0.0, self.length, self.min_workers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,39 +172,127 @@ class SegmentPlan:
 
 
 @dataclass(frozen=True, slots=True)
+class FrameBoxes:
+    """Boxes of several frames, packed: `counts[i]` boxes (and scores) of frame `frames[i]`, one after the other."""
+
+    frames: tuple[int, ...] = ()
+    counts: tuple[int, ...] = ()
+    boxes: Boxes = field(default_factory=lambda: np.zeros((0, 4), np.float32))
+    scores: npt.NDArray[np.float32] = field(default_factory=lambda: np.zeros(0, np.float32))
+
+    @classmethod
+    def pack(cls, per_frame: dict[int, Detections]) -> FrameBoxes:
+        """Pack the frames that have any box."""
+        frames = sorted(f for f, d in per_frame.items() if len(d))
+        if not frames:
+            return cls()
+        return cls(
+            tuple(frames),
+            tuple(len(per_frame[f]) for f in frames),
+            np.concatenate([per_frame[f].xyxy for f in frames]).astype(np.float32),
+            np.concatenate([per_frame[f].score for f in frames]).astype(np.float32),
+        )
+
+    def by_frame(self) -> dict[int, Detections]:
+        """The boxes of each frame that has any."""
+        out: dict[int, Detections] = {}
+        at = 0
+        for frame, count in zip(self.frames, self.counts, strict=True):
+            out[frame] = Detections.from_arrays(self.boxes[at : at + count], self.scores[at : at + count])
+            at += count
+        return out
+
+
+@dataclass(frozen=True, slots=True)
 class SegmentBoxes:
-    """A detection pass's result: the boxes of every frame it saw that has any.
+    """A detection pass's result.
 
     Attributes:
-        frames: frame number of each entry; `counts` boxes each, one after the other in `boxes`.
+        tracked: the boxes its own tracker gave every frame it saw (the overlaps included).
+        found: the faces it fed its tracker in the segment's own frames (keep regions dropped).
+        cuts: the segment's frames where a shot starts.
+        high: the tracker's threshold (the detector's own).
     """
 
     index: int
-    frames: tuple[int, ...]
-    counts: tuple[int, ...]
-    boxes: Boxes
+    tracked: FrameBoxes
+    found: FrameBoxes
+    cuts: tuple[int, ...]
+    high: float
     tracks: int
     samples: tuple[dict[str, Any], ...]
     seconds: float
     worker: str
 
-    def by_frame(self) -> dict[int, Boxes]:
-        """The boxes of each frame that has any."""
-        out: dict[int, Boxes] = {}
-        at = 0
-        for frame, count in zip(self.frames, self.counts, strict=True):
-            out[frame] = self.boxes[at : at + count]
-            at += count
-        return out
+
+class WholeTracks:
+    """The whole video's tracking, done here from the detection passes' faces, in frame order: what a
+    whole-file run's tracker does with the same faces. A track that started long before a segment
+    (and lives on weak detections) is kept, where a pass's own tracker, started at its overlap,
+    would not know it."""
+
+    def __init__(self, plan: SegmentPlan, options: VideoOptions | None = None) -> None:
+        self.plan = plan
+        self.options = options or VideoOptions()
+        self.tracker: Tracker | None = None
+        self._passes: dict[int, SegmentBoxes] = {}
+        self._next = 0
+        self._final = 0
+        self.boxes: dict[int, Boxes] = {}
+
+    def add(self, found: SegmentBoxes) -> None:
+        """Take a detection pass's faces; track every segment whose turn has come."""
+        self._passes[found.index] = found
+        while self._next in self._passes:
+            self._feed(self._passes.pop(self._next))
+            self._next += 1
+        if self._next == len(self.plan.segments) and self.tracker is not None:
+            self.tracker.finish()
+            self._collect()
+
+    def _feed(self, found: SegmentBoxes) -> None:
+        if self.tracker is None:
+            rate = float(self.plan.info.rate)
+            self.tracker = Tracker(tracker_config(self.options, found.high, rate))
+        seg = self.plan.segments[found.index]
+        faces, cuts = found.found.by_frame(), set(found.cuts)
+        for frame in range(seg.start, seg.end):
+            self.tracker.update(frame, faces.get(frame, Detections.empty()), cut=frame in cuts)
+            self._collect()
+
+    def _collect(self) -> None:
+        assert self.tracker is not None
+        for frame in range(self._final, self.tracker.final_until()):
+            self.boxes[frame] = self.tracker.boxes(frame).xyxy
+            self.tracker.release(frame + 1)
+        self._final = max(self._final, self.tracker.final_until())
+
+    @property
+    def final_until(self) -> int:
+        """Frames below this have their final boxes."""
+        return self._final
+
+    @property
+    def tracks(self) -> int:
+        """Tracks started so far."""
+        return 0 if self.tracker is None else self.tracker.total_tracks
+
+    def take(self, segment: Segment) -> dict[int, Boxes]:
+        """The final boxes of `segment`'s frames (forgotten here once taken)."""
+        return {f: self.boxes.pop(f) for f in range(segment.start, segment.end) if f in self.boxes}
 
 
-def union_boxes(segment: Segment, passes: list[SegmentBoxes]) -> dict[int, Boxes]:
-    """The boxes to mask in `segment`'s frames: every box any detection pass found there (exact repeats once)."""
-    merged: dict[int, list[Boxes]] = {}
+def union_boxes(
+    segment: Segment, passes: list[SegmentBoxes], whole: dict[int, Boxes] | None = None
+) -> dict[int, Boxes]:
+    """The boxes to mask in `segment`'s frames: the whole video's tracking there, and every box any
+    detection pass's own tracker gave them (exact repeats once)."""
+    inside = range(segment.start, segment.end)
+    merged: dict[int, list[Boxes]] = {f: [b] for f, b in (whole or {}).items() if len(b) and f in inside}
     for found in passes:
-        for frame, boxes in found.by_frame().items():
-            if segment.start <= frame < segment.end:
-                merged.setdefault(frame, []).append(boxes)
+        for frame, dets in found.tracked.by_frame().items():
+            if frame in inside:
+                merged.setdefault(frame, []).append(dets.xyxy)
     return {frame: np.unique(np.concatenate(parts), axis=0).astype(np.float32) for frame, parts in merged.items()}
 
 
