@@ -196,9 +196,9 @@ class TestVersions:
     ) -> None:
         """A client whose blur version differs from the workers' stops before any file is read: exit 1,
         a message naming both versions, nothing written."""
-        import blur.batch.cluster as cluster
+        import blur.batch.cluster_workers as workers
 
-        monkeypatch.setattr(cluster, "__version__", "9.9.9-client")
+        monkeypatch.setattr(workers, "__version__", "9.9.9-client")
         Image.fromarray(astro).save(tmp_path / "a.png")
         result = runner.invoke(
             app, ["anonymize", str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), "--cluster", scheduler, "-q"]
@@ -209,14 +209,14 @@ class TestVersions:
 
     def test_worker_refuses_tasks_without_a_checked_engine(self, scheduler: str) -> None:
         """A task that reaches a worker whose blur plugin did not set up refuses to run, with the reason."""
-        from blur.batch.cluster import PLUGIN_NAME, BlurPlugin, ClusterError, Fingerprint, _on_worker
+        from blur.batch.cluster_workers import PLUGIN_NAME, BlurPlugin, ClusterError, Fingerprint, on_worker
         from blur.config import Settings
 
         wrong = Fingerprint("0.0.0-other", "centerface", "0" * 64)
         with distributed.Client(scheduler, timeout=30) as client:
             with pytest.raises(ClusterError, match="install the same blur"):
                 client.register_plugin(BlurPlugin(Settings(), wrong, 1), name=PLUGIN_NAME)
-            future = client.submit(_on_worker, len, pure=False)
+            future = client.submit(on_worker, len, pure=False)
             with pytest.raises(ClusterError, match=r"0\.0\.0-other"):
                 future.result()
             client.unregister_worker_plugin(PLUGIN_NAME)
@@ -238,3 +238,18 @@ def test_dask_not_imported_without_cluster(tmp_path: Path, astro: Frame) -> None
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
     assert (tmp_path / "out" / "a.png").is_file()
+
+
+def test_output_a_client_cannot_see_fails_the_file(tmp_path: Path) -> None:
+    """A worker that wrote a local output the client cannot see (no shared folder) fails that file."""
+    from blur.batch.cluster import _visible
+    from blur.jobs import FileResult, Job, Plan, Status
+    from blur.media.kinds import Kind
+
+    job = Job(tmp_path / "in.png", tmp_path / "out" / "in.png", Plan.process, Kind.image, "PNG")
+    ok = FileResult(str(job.source), Status.ok, str(job.output), "image")
+    seen = _visible(ok, job)
+    assert seen.status is Status.failed and seen.output is None and "shared folder" in seen.reason
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "in.png").write_bytes(b"x")
+    assert _visible(ok, job) == ok

@@ -22,17 +22,14 @@ from blur.errors import MediaWriteError
 from blur.jobs import Job, Plan, Status
 from blur.media.kinds import Kind
 from blur.types import Detections, Frame
+from blur.video.segment_boxes import FrameBoxes, SegmentBoxes, WholeTracks, union_boxes
 from blur.video.segments import (
-    FrameBoxes,
     Segment,
-    SegmentBoxes,
     SegmentError,
     SegmentOptions,
     SegmentPlan,
-    WholeTracks,
     _cut,
     plan_segments,
-    union_boxes,
 )
 from tests.test_video import background, decode, head_sprite, hidden
 

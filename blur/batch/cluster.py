@@ -15,25 +15,22 @@ every worker, so a scheduler must only listen on a private network, with TLS (do
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
-import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from distributed import Client, LocalCluster, WorkerPlugin, get_worker
+from distributed import Client, LocalCluster
 from distributed import wait as dask_wait
 
-from blur import __version__
+from blur.batch.cluster_workers import PLUGIN_NAME, BlurPlugin, ClusterError, Fingerprint, fingerprint, on_worker
 from blur.batch.executors import Runner, TaskFuture, drive, job_task
 from blur.batch.pool import BatchOptions, OnFrames, OnResult, not_processed
 from blur.batch.segmented import SplitVideo, video_task
-from blur.batch.staging import STAGED, private_folder, stage_input
-from blur.config import DetectorConfig, Settings
-from blur.engine import Engine, build_engine
+from blur.batch.staging import private_folder, stage_input
+from blur.config import Settings
 from blur.errors import BlurError
 from blur.jobs import FileResult, Job, Plan, Status
 from blur.media.kinds import Kind
@@ -42,103 +39,11 @@ from blur.video.segments import SegmentPlan
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection
 
-    from distributed import Worker
 
 T = TypeVar("T")
 
-PLUGIN_NAME = "blur"
-
 LOCAL = "local"
 """The `--cluster` value that starts a `LocalCluster` on this machine."""
-
-
-class ClusterError(BlurError):
-    """The cluster cannot be reached, or a worker runs another blur or model than the client."""
-
-
-def _model_files(cfg: DetectorConfig) -> list[Path]:
-    if cfg.backend == "centerface":
-        from blur.detect.centerface import packaged_model_path  # noqa: PLC0415 - the backend's own module
-
-        return [cfg.model_path or packaged_model_path()]
-    if cfg.backend == "mediapipe":
-        from blur.detect.mediapipe import EXPECTED_SHA256, weights_path  # noqa: PLC0415
-
-        return [weights_path(w) for w in sorted(EXPECTED_SHA256)]
-    return []
-
-
-@dataclass(frozen=True, slots=True)
-class Fingerprint:
-    """What must be the same on the client and every worker: blur's version and the model's bytes."""
-
-    blur: str
-    backend: str
-    model_sha256: str
-
-    def describe(self) -> str:
-        """A short human-readable form."""
-        return f"blur {self.blur}, {self.backend} model {self.model_sha256[:12]}"
-
-
-def fingerprint(settings: Settings) -> Fingerprint:
-    """This process's fingerprint for `settings`' detector.
-
-    Raises:
-        BlurError: the model is not installed.
-    """
-    digest = hashlib.sha256()
-    for path in _model_files(settings.detector):
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
-    return Fingerprint(__version__, settings.detector.backend, digest.hexdigest())
-
-
-class BlurPlugin(WorkerPlugin):
-    """Builds the worker's engine once, after checking that it runs the client's blur and model."""
-
-    name = PLUGIN_NAME
-
-    def __init__(self, settings: Settings, expected: Fingerprint, threads: int) -> None:
-        self.settings = settings
-        self.expected = expected
-        self.threads = threads
-        self.engine: Engine | None = None
-        self.error = ""
-        self.lock: threading.Lock | None = None  # made on the worker (a lock cannot be pickled)
-
-    def setup(self, worker: Worker) -> None:
-        """Check the fingerprint and load the model; raise (the worker refuses work) on any difference."""
-        try:
-            actual = fingerprint(self.settings)
-        except (BlurError, OSError) as exc:
-            self.error = f"worker {worker.address}: cannot read the model: {exc}"
-            raise ClusterError(self.error) from exc
-        if actual != self.expected:
-            self.error = (
-                f"worker {worker.address} runs {actual.describe()}, this client {self.expected.describe()}; "
-                "install the same blur and model on every worker"
-            )
-            raise ClusterError(self.error)
-        detector = replace(self.settings.detector, threads=self.threads or self.settings.detector.threads)
-        self.lock = threading.Lock()
-        self.engine = build_engine(replace(self.settings, detector=detector))
-
-    def teardown(self, worker: Worker) -> None:
-        """Delete any input kept for a split video."""
-        STAGED.clear()
-
-
-def _on_worker(fn: Callable[..., T], *args: Any) -> T:
-    """Run `fn(engine, *args)` with this worker's engine; refuse when the plugin did not set one up."""
-    worker = get_worker()
-    plugin = worker.plugins.get(PLUGIN_NAME)
-    engine = getattr(plugin, "engine", None)
-    if not isinstance(plugin, BlurPlugin) or engine is None or plugin.lock is None:
-        reason = getattr(plugin, "error", "") or f"worker {worker.address} has no blur engine (plugin not set up)"
-        raise ClusterError(reason)
-    # One engine per worker process: tasks on a worker with several threads take turns with it.
-    with plugin.lock:
-        return fn(engine, *args)
 
 
 class DaskRunner:
@@ -156,7 +61,7 @@ class DaskRunner:
 
     def submit(self, fn: Callable[..., T], *args: Any) -> TaskFuture[T]:
         """Run `fn(engine, *args)` on some worker (again elsewhere if that worker dies)."""
-        future: TaskFuture[T] = self.client.submit(_on_worker, fn, *args, pure=False, retries=self.retries)
+        future: TaskFuture[T] = self.client.submit(on_worker, fn, *args, pure=False, retries=self.retries)
         return future
 
     def wait(self, futures: Collection[TaskFuture[Any]]) -> set[TaskFuture[Any]]:
@@ -283,6 +188,18 @@ def _as_given(result: FileResult, job: Job, names: dict[str, str]) -> FileResult
     )
 
 
+def _visible(result: FileResult, job: Job) -> FileResult:
+    """Fail a file whose local output a worker wrote where this client cannot see it (no shared folder)."""
+    local = job.output is not None and (job.remote is None or job.remote.output is None)
+    if result.status is not Status.ok or not local or os.path.exists(os.path.abspath(str(job.output))):
+        return result
+    reason = (
+        f"{job.label}: a worker reported {job.output} written, but it is not there on this machine; "
+        "workers must reach the output folder under the same path (a shared folder), or use an object-store URL"
+    )
+    return replace(result, status=Status.failed, output=None, reason=reason)
+
+
 class DaskExecutor:
     """Runs a batch on a Dask cluster: `address` of a scheduler (`tcp://HOST:8786`) or `"local"`.
 
@@ -388,7 +305,7 @@ class DaskExecutor:
 
         def done(flow: Any) -> None:
             i, job, names = where[id(flow)]
-            results[i] = _as_given(flow.result, job, names)
+            results[i] = _visible(_as_given(flow.result, job, names), job)
             emit(results[i])
 
         drive(runner, flows, done)

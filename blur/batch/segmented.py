@@ -30,18 +30,16 @@ from blur.errors import BlurError
 from blur.fsio import atomic_output
 from blur.jobs import FileResult, Job, Remote, Status
 from blur.video.join import join_segments
+from blur.video.segment_boxes import SegmentBoxes, WholeTracks, union_boxes
 from blur.video.segment_passes import EncodedSegment, detect_segment, encode_segment
 from blur.video.segments import (
     Boxes,
-    SegmentBoxes,
     SegmentError,
     SegmentOptions,
     SegmentPlan,
     SegmentTask,
-    WholeTracks,
     neighbours,
     plan_segments,
-    union_boxes,
 )
 
 
@@ -100,6 +98,53 @@ def _elapsed(start: float) -> float:
     return round(time.perf_counter() - start, 3)
 
 
+class _Spool:
+    """Encoded segments waiting in a private folder for the join (memory holds one at a time)."""
+
+    def __init__(self) -> None:
+        self.folder = private_folder()
+
+    def keep(self, seg: EncodedSegment) -> None:
+        with (self.folder / f"{seg.index:06d}.segment").open("xb") as fh:
+            pickle.dump(seg, fh, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def segments(self, count: int) -> Iterator[EncodedSegment]:
+        """The segments in order, each deleted once read."""
+        for i in range(count):
+            path = self.folder / f"{i:06d}.segment"
+            with path.open("rb") as fh:
+                seg = pickle.load(fh)  # written by this process, in its private folder
+            path.unlink()
+            yield seg
+
+    def remove(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _publish(flow: SplitVideo, spool: _Spool) -> dict[str, float]:
+    """Join the spooled segments and publish the output as a whole-file run does; return the steps' times.
+
+    Raises:
+        BlurError: the join, its verification or the upload failed (nothing published).
+    """
+    job, times, start = flow.job, {}, time.perf_counter()
+    label = Path(job.output_label or "")
+    segments = spool.segments(len(flow.plan.segments))
+    if job.remote is not None and job.remote.output is not None:
+        local = spool.folder / "out" / label.name
+        local.parent.mkdir()
+        join_segments(flow.source, local, flow.plan, segments, flow.crf, label=label)
+        times["join"] = _elapsed(start)
+        uploaded = time.perf_counter()
+        upload(local, job.remote.output)
+        times["upload"] = _elapsed(uploaded)
+    elif job.output is not None:
+        with atomic_output(job.output) as tmp:
+            join_segments(flow.source, tmp, flow.plan, segments, flow.crf, label=label)
+        times["join"] = _elapsed(start)
+    return times
+
+
 @dataclass
 class SplitVideo:
     """One split video's tasks, advanced step by step as they finish (a `Flow`).
@@ -124,7 +169,7 @@ class SplitVideo:
     _boxes: dict[int, SegmentBoxes] = field(default_factory=dict)
     _encoding: set[int] = field(default_factory=set)
     _encoded: dict[int, tuple[int, int, float, str]] = field(default_factory=dict)
-    _spool: Path | None = None
+    _spool: _Spool | None = None
     _times: dict[str, float] = field(default_factory=dict)
     _start: float = 0.0
     _why: str = ""
@@ -133,7 +178,7 @@ class SplitVideo:
     def start(self, runner: Runner) -> list[TaskFuture[Any]]:
         """Submit every segment's detection pass."""
         self._start = time.perf_counter()
-        self._spool = private_folder()
+        self._spool = _Spool()
         self._tracks = WholeTracks(self.plan)
         return [self._submit(runner, "detect", i) for i in range(len(self.plan.segments))]
 
@@ -188,48 +233,21 @@ class SplitVideo:
         return self._tracks.final_until >= seg.end and all(j in self._boxes for j in neighbours(self.plan, i))
 
     def _keep(self, seg: EncodedSegment) -> None:
-        """Spool an encoded segment to the private folder until the join."""
         assert self._spool is not None
-        with (self._spool / f"{seg.index:06d}.segment").open("xb") as fh:
-            pickle.dump(seg, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        self._spool.keep(seg)
         self._encoded[seg.index] = (seg.frames, seg.faces, seg.seconds, seg.worker)
         if self.on_frames is not None:
             done = sum(frames for frames, _, _, _ in self._encoded.values())
             self.on_frames(self.job, done, len(self.plan.pts))
 
-    def _segments(self) -> Iterator[EncodedSegment]:
-        assert self._spool is not None
-        for i in range(len(self.plan.segments)):
-            path = self._spool / f"{i:06d}.segment"
-            with path.open("rb") as fh:
-                seg = pickle.load(fh)  # written just now by this process, in its private folder
-            path.unlink()
-            yield seg
-
     def _join(self) -> None:
-        joined = time.perf_counter()
-        label = Path(self.job.output_label or "")
+        assert self._spool is not None
         try:
-            if self.job.remote is not None and self.job.remote.output is not None:
-                assert self._spool is not None
-                local = self._spool / "out" / label.name
-                local.parent.mkdir()
-                self._write(local, label)
-                self._times["join"] = _elapsed(joined)
-                uploaded = time.perf_counter()
-                upload(local, self.job.remote.output)
-                self._times["upload"] = _elapsed(uploaded)
-            elif self.job.output is not None:
-                with atomic_output(self.job.output) as tmp:
-                    self._write(tmp, label)
-                self._times["join"] = _elapsed(joined)
+            self._times.update(_publish(self, self._spool))
         except BlurError as exc:
             self._fail(f"{_show(exc, self.names)}; no output written")
             return
         self._succeed()
-
-    def _write(self, dest: Path, label: Path) -> None:
-        join_segments(self.source, dest, self.plan, self._segments(), self.crf, label=label)
 
     def _succeed(self) -> None:
         detect = list(self._boxes.values())
@@ -297,7 +315,7 @@ class SplitVideo:
 
     def _cleanup(self) -> None:
         if self._spool is not None:
-            shutil.rmtree(self._spool, ignore_errors=True)
+            self._spool.remove()
             self._spool = None
 
 

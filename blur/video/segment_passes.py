@@ -33,7 +33,8 @@ from blur.video.options import VideoOptions
 from blur.video.pipeline import run_frames
 from blur.video.prepare import Timeline
 from blur.video.run import Run
-from blur.video.segments import Boxes, FrameBoxes, SegmentBoxes, SegmentError, SegmentTask
+from blur.video.segment_boxes import FrameBoxes, SegmentBoxes
+from blur.video.segments import Boxes, SegmentError, SegmentTask
 
 if TYPE_CHECKING:
     from av.video.codeccontext import VideoCodecContext

@@ -1,5 +1,4 @@
-"""One long video on many cores: where it is split, what each segment's workers get, and how the
-boxes of overlapping segments are joined.
+"""One long video on many cores: where it is split, and what each segment's workers get.
 
 A video at least `SegmentOptions.split_after` seconds long is split at keyframes into segments of
 about `SegmentOptions.length` seconds. Each segment is anonymized in two passes
@@ -10,10 +9,10 @@ about `SegmentOptions.length` seconds. Each segment is anonymized in two passes
    the result is the faces it fed its tracker in its own frames, and the boxes its tracker gave
    every frame it saw.
 2. **encode**: the segment's own frames are decoded again and masked with the union of (a) the
-   whole video's tracking, run in order by the client from every pass's faces (`WholeTracks`: what
-   a whole-file run's tracker does, so a track that began long before the segment and lives on weak
-   detections is kept) and (b) the boxes of every pass whose frames cover them (its own and, in the
-   overlaps, its neighbours'); then encoded on their own.
+   whole video's tracking, run in order by the client from every pass's faces
+   (`blur.video.segment_boxes`: what a whole-file run's tracker does, so a track that began long
+   before the segment and lives on weak detections is kept) and (b) the boxes of every pass whose
+   frames cover them (its own and, in the overlaps, its neighbours'); then encoded on their own.
 
 `blur.video.join` joins the encoded segments into one file with the input's exact timestamps, frame
 count and frame rate, and copies the audio once from the input. A video that cannot be split
@@ -24,9 +23,9 @@ processed whole, and the reason is noted.
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -42,10 +41,8 @@ from blur.media.video_read import (
     video_stream,
 )
 from blur.media.video_write import choose_audio
-from blur.types import Detections
 from blur.video.options import DEFAULT_THRESHOLD, VideoOptions, tracker_config
 from blur.video.schedule import detection_plan
-from blur.video.tracking import Tracker
 
 if TYPE_CHECKING:
     from av.container import InputContainer
@@ -169,131 +166,6 @@ class SegmentPlan:
         """The part of the plan segment `index`'s workers need."""
         seg = self.segments[index]
         return SegmentTask(self.fmt, self.info, seg, self.pts[seg.detect_start : seg.detect_end], self.pts[0])
-
-
-@dataclass(frozen=True, slots=True)
-class FrameBoxes:
-    """Boxes of several frames, packed: `counts[i]` boxes (and scores) of frame `frames[i]`, one after the other."""
-
-    frames: tuple[int, ...] = ()
-    counts: tuple[int, ...] = ()
-    boxes: Boxes = field(default_factory=lambda: np.zeros((0, 4), np.float32))
-    scores: npt.NDArray[np.float32] = field(default_factory=lambda: np.zeros(0, np.float32))
-
-    @classmethod
-    def pack(cls, per_frame: dict[int, Detections]) -> FrameBoxes:
-        """Pack the frames that have any box."""
-        frames = sorted(f for f, d in per_frame.items() if len(d))
-        if not frames:
-            return cls()
-        return cls(
-            tuple(frames),
-            tuple(len(per_frame[f]) for f in frames),
-            np.concatenate([per_frame[f].xyxy for f in frames]).astype(np.float32),
-            np.concatenate([per_frame[f].score for f in frames]).astype(np.float32),
-        )
-
-    def by_frame(self) -> dict[int, Detections]:
-        """The boxes of each frame that has any."""
-        out: dict[int, Detections] = {}
-        at = 0
-        for frame, count in zip(self.frames, self.counts, strict=True):
-            out[frame] = Detections.from_arrays(self.boxes[at : at + count], self.scores[at : at + count])
-            at += count
-        return out
-
-
-@dataclass(frozen=True, slots=True)
-class SegmentBoxes:
-    """A detection pass's result.
-
-    Attributes:
-        tracked: the boxes its own tracker gave every frame it saw (the overlaps included).
-        found: the faces it fed its tracker in the segment's own frames (keep regions dropped).
-        cuts: the segment's frames where a shot starts.
-        high: the tracker's threshold (the detector's own).
-    """
-
-    index: int
-    tracked: FrameBoxes
-    found: FrameBoxes
-    cuts: tuple[int, ...]
-    high: float
-    tracks: int
-    samples: tuple[dict[str, Any], ...]
-    seconds: float
-    worker: str
-
-
-class WholeTracks:
-    """The whole video's tracking, done here from the detection passes' faces, in frame order: what a
-    whole-file run's tracker does with the same faces. A track that started long before a segment
-    (and lives on weak detections) is kept, where a pass's own tracker, started at its overlap,
-    would not know it."""
-
-    def __init__(self, plan: SegmentPlan, options: VideoOptions | None = None) -> None:
-        self.plan = plan
-        self.options = options or VideoOptions()
-        self.tracker: Tracker | None = None
-        self._passes: dict[int, SegmentBoxes] = {}
-        self._next = 0
-        self._final = 0
-        self.boxes: dict[int, Boxes] = {}
-
-    def add(self, found: SegmentBoxes) -> None:
-        """Take a detection pass's faces; track every segment whose turn has come."""
-        self._passes[found.index] = found
-        while self._next in self._passes:
-            self._feed(self._passes.pop(self._next))
-            self._next += 1
-        if self._next == len(self.plan.segments) and self.tracker is not None:
-            self.tracker.finish()
-            self._collect()
-
-    def _feed(self, found: SegmentBoxes) -> None:
-        if self.tracker is None:
-            rate = float(self.plan.info.rate)
-            self.tracker = Tracker(tracker_config(self.options, found.high, rate))
-        seg = self.plan.segments[found.index]
-        faces, cuts = found.found.by_frame(), set(found.cuts)
-        for frame in range(seg.start, seg.end):
-            self.tracker.update(frame, faces.get(frame, Detections.empty()), cut=frame in cuts)
-            self._collect()
-
-    def _collect(self) -> None:
-        assert self.tracker is not None
-        for frame in range(self._final, self.tracker.final_until()):
-            self.boxes[frame] = self.tracker.boxes(frame).xyxy
-            self.tracker.release(frame + 1)
-        self._final = max(self._final, self.tracker.final_until())
-
-    @property
-    def final_until(self) -> int:
-        """Frames below this have their final boxes."""
-        return self._final
-
-    @property
-    def tracks(self) -> int:
-        """Tracks started so far."""
-        return 0 if self.tracker is None else self.tracker.total_tracks
-
-    def take(self, segment: Segment) -> dict[int, Boxes]:
-        """The final boxes of `segment`'s frames (forgotten here once taken)."""
-        return {f: self.boxes.pop(f) for f in range(segment.start, segment.end) if f in self.boxes}
-
-
-def union_boxes(
-    segment: Segment, passes: list[SegmentBoxes], whole: dict[int, Boxes] | None = None
-) -> dict[int, Boxes]:
-    """The boxes to mask in `segment`'s frames: the whole video's tracking there, and every box any
-    detection pass's own tracker gave them (exact repeats once)."""
-    inside = range(segment.start, segment.end)
-    merged: dict[int, list[Boxes]] = {f: [b] for f, b in (whole or {}).items() if len(b) and f in inside}
-    for found in passes:
-        for frame, dets in found.tracked.by_frame().items():
-            if frame in inside:
-                merged.setdefault(frame, []).append(dets.xyxy)
-    return {frame: np.unique(np.concatenate(parts), axis=0).astype(np.float32) for frame, parts in merged.items()}
 
 
 def neighbours(plan: SegmentPlan, index: int) -> list[int]:
