@@ -132,8 +132,9 @@ def _worker_pids(address: str) -> dict[str, int]:
         return {k: int(v) for k, v in client.run(os.getpid).items()}
 
 
-def _holder(pids: dict[str, int], folder: Path) -> int | None:
-    """The worker process that has a temporary video output in `folder` open, if any."""
+def _holder(pids: dict[str, int]) -> int | None:
+    """The worker process that has a temporary video output open (beside the output, or in the scratch
+    folder of the output's state folder), if any."""
     for pid in pids.values():
         try:
             for fd in Path(f"/proc/{pid}/fd").iterdir():
@@ -141,7 +142,7 @@ def _holder(pids: dict[str, int], folder: Path) -> int | None:
                     target = os.readlink(fd)
                 except OSError:
                     continue
-                if target.startswith(str(folder)) and "blur-partial" in target and target.endswith(".mp4"):
+                if "blur-partial" in target and target.endswith(".mp4"):
                     return pid
         except OSError:
             continue
@@ -163,24 +164,28 @@ class TestWorkerLoss:
         out = tmp_path / "out"
         pids = _worker_pids(scheduler)
         codes: list[int] = []
-        console = Console(file=open(os.devnull, "w"), force_terminal=False)  # noqa: SIM115 - closed below
-        run = RunOptions(cluster=scheduler)
-        worker = threading.Thread(
-            target=lambda: codes.append(
-                run_anonymize([src], out, Settings(), report=tmp_path / "r.json", quiet=True, console=console, run=run)
+        state = tmp_path / "state"
+        run = RunOptions(cluster=scheduler, state_dir=state)
+        with open(os.devnull, "w") as devnull:
+            console = Console(file=devnull, force_terminal=False)
+            worker = threading.Thread(
+                target=lambda: codes.append(
+                    run_anonymize(
+                        [src], out, Settings(), report=tmp_path / "r.json", quiet=True, console=console, run=run
+                    )
+                )
             )
-        )
-        worker.start()
-        killed = None
-        deadline = time.monotonic() + 120
-        while killed is None and worker.is_alive() and time.monotonic() < deadline:
-            killed = _holder(pids, out)
-            if killed is None:
-                time.sleep(0.02)
+            worker.start()
+            killed = None
+            deadline = time.monotonic() + 120
+            while killed is None and worker.is_alive() and time.monotonic() < deadline:
+                killed = _holder(pids)
+                if killed is None:
+                    time.sleep(0.02)
+            if killed is not None:
+                os.kill(killed, signal.SIGKILL)
+            worker.join(timeout=300)
         assert killed is not None, "the video finished before a worker could be killed mid-file"
-        os.kill(killed, signal.SIGKILL)
-        worker.join(timeout=300)
-        console.file.close()
         assert codes == [0]
         assert killed not in _worker_pids(scheduler).values()
         files = sorted(str(p.relative_to(out)) for p in out.rglob("*"))
@@ -188,6 +193,7 @@ class TestWorkerLoss:
         report = json.loads((tmp_path / "r.json").read_text())
         assert sorted(Path(f["source"]).name for f in report["files"]) == ["p0.png", "p1.png", "p2.png", "walk.mp4"]
         assert len(decode(out / "walk.mp4").frames) == 150
+        assert not list((state / "scratch").iterdir()), "the killed attempt's temporary file must be swept"
 
 
 class TestVersions:

@@ -129,10 +129,9 @@ class TestResume:
         for i in range(4):
             s3.pipe(f"{src}/p{i}.png", _png(np.roll(astro, 60 * i, axis=1)))
         argv = [sys.executable, "-m", "blur", "anonymize", f"s3://{src}", "-o", f"s3://{dst}", "-j", "1", "-q"]
-        from blur.batch.remote import state_folder
-        from blur.batch.workfiles import JOURNAL_NAME
+        from blur.batch.remote import remote_state
 
-        journal = state_folder(f"s3://{dst}") / JOURNAL_NAME
+        journal = remote_state(f"s3://{dst}").journal
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + 120
         try:  # killed once the first upload is in the journal

@@ -190,6 +190,26 @@ class TestSplitVideo:
         assert split.streams == ["video", "audio"]
         assert split.metadata.keys() <= {"major_brand", "minor_version", "compatible_brands", "encoder"}
 
+    def test_split_video_records_what_the_review_needs(self, tmp_path: Path, astro: Frame, engine: Engine) -> None:
+        """A split video leaves the same kind of detection record as a whole-file run (every frame's faces,
+        times and track boxes), so the review app can show and re-render it."""
+        from dataclasses import replace as with_
+
+        from blur.video.record import load_record
+
+        src = tmp_path / "c.mp4"
+        write_crossing(src, astro)
+        whole_job = with_(_job(src, tmp_path / "whole.mp4"), tracks=tmp_path / "whole.npz")
+        split_job = with_(_job(src, tmp_path / "split.mp4"), tracks=tmp_path / "split.npz")
+        whole = run_video(whole_job, engine, BatchOptions(jobs=1), None)
+        split = run_video(split_job, engine, BatchOptions(jobs=1, segments=SPLIT), None)
+        assert split.segments is not None and split.track_spans
+        a, b = load_record(tmp_path / "whole.npz"), load_record(tmp_path / "split.npz")
+        assert b.frames == a.frames == FRAMES
+        assert np.allclose(a.times, b.times)
+        assert [len(b.detections(i)) for i in range(FRAMES)] == [len(a.detections(i)) for i in range(FRAMES)]
+        assert len(b.spans()) == len(a.spans()) == whole.tracks
+
     def test_variable_frame_rate_keeps_every_timestamp(self, tmp_path: Path, astro: Frame, engine: Engine) -> None:
         """A clip whose frame intervals vary (a phone slowing its frame rate in low light) keeps each
         frame's own timestamp through the split and the join."""
@@ -402,7 +422,7 @@ class TestPlan:
             packed = FrameBoxes.pack(
                 {f: Detections.from_arrays(b, np.ones(len(b), np.float32)) for f, b in frames.items()}
             )
-            return SegmentBoxes(index, packed, FrameBoxes(), (), 0.5, 1, (), 0.0, "w")
+            return SegmentBoxes(index, packed, FrameBoxes(), FrameBoxes(), (), 0.5, 1, (), 0.0, "w")
 
         own = tracked(1, {10: box, 19: box})
         before = tracked(0, {9: other, 10: box, 12: other})
@@ -427,7 +447,7 @@ class TestPlan:
         def found(i: int) -> SegmentBoxes:
             seg = segments[i]
             faces = FrameBoxes.pack(dict.fromkeys(range(seg.start, seg.end), face))
-            return SegmentBoxes(i, FrameBoxes(), faces, (), 0.5, 0, (), 0.0, "w")
+            return SegmentBoxes(i, FrameBoxes(), faces, faces, (), 0.5, 0, (), 0.0, "w")
 
         whole = WholeTracks(plan)
         whole.add(found(1))

@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 
 from blur.audit import Category, FaceCheck, Verdict, audit_file
 from blur.audit.run import PARSERS, LazyCheck
-from blur.batch.pool import _guarded
+from blur.batch.pool import guarded as _guarded
 from blur.cli import app
 from blur.engine import Engine
 from blur.errors import MediaReadError, UnsupportedMediaError

@@ -31,7 +31,7 @@ from blur.batch.pool import BatchOptions, OnFrames, OnResult, not_processed
 from blur.batch.segmented import SplitVideo, video_task
 from blur.batch.staging import private_folder, stage_input
 from blur.config import Settings
-from blur.errors import BlurError
+from blur.errors import BlurError, reason_of
 from blur.jobs import FileResult, Job, Plan, Status
 from blur.media.kinds import Kind
 from blur.video.segments import SegmentPlan
@@ -72,9 +72,9 @@ class DaskRunner:
 
 def _failed(job: Job, exc: BaseException) -> FileResult:
     if isinstance(exc, BlurError):
-        reason = f"{exc}; no output written"
+        reason = f"{reason_of(exc, job.label, job.output_label)}; no output written"
     else:
-        reason = f"{job.label}: task failed on the cluster ({type(exc).__name__}: {exc}); no output written"
+        reason = f"task failed on the cluster ({type(exc).__name__}: {exc}); no output written"
     return FileResult(source=job.label, status=Status.failed, kind=job.kind.value, reason=reason)
 
 
@@ -160,8 +160,11 @@ class _VideoFlow:
             self.folder = None
 
 
-def _absolute(job: Job) -> tuple[Job, dict[str, str]]:
-    """`job` with absolute local paths (workers may run elsewhere), and how to show them as the user gave them."""
+def _absolute(job: Job, here: bool) -> tuple[Job, dict[str, str]]:
+    """`job` with absolute local paths (workers may run elsewhere), and how to show them as the user gave them.
+
+    Workers on other machines (`here` False) get no detection record path: it names this machine's
+    state folder (a split video's record is written here by the client)."""
     names: dict[str, str] = {}
     source, output = job.source, job.output
     if job.remote is None or job.remote.source is None:
@@ -170,7 +173,9 @@ def _absolute(job: Job) -> tuple[Job, dict[str, str]]:
     if output is not None and (job.remote is None or job.remote.output is None):
         output = Path(os.path.abspath(output))
         names[str(output)] = str(job.output)
-    return replace(job, source=source, output=output), {k: v for k, v in names.items() if k != v}
+    tracks = job.tracks if here else None
+    moved = replace(job, source=source, output=output, tracks=tracks)
+    return moved, {k: v for k, v in names.items() if k != v}
 
 
 def _as_given(result: FileResult, job: Job, names: dict[str, str]) -> FileResult:
@@ -194,7 +199,7 @@ def _visible(result: FileResult, job: Job) -> FileResult:
     if result.status is not Status.ok or not local or os.path.exists(os.path.abspath(str(job.output))):
         return result
     reason = (
-        f"{job.label}: a worker reported {job.output} written, but it is not there on this machine; "
+        f"a worker reported {job.output} written, but it is not there on this machine; "
         "workers must reach the output folder under the same path (a shared folder), or use an object-store URL"
     )
     return replace(result, status=Status.failed, output=None, reason=reason)
@@ -294,7 +299,7 @@ class DaskExecutor:
                 results[i] = not_processed(job)
                 emit(results[i])
                 continue
-            task_job, names = _absolute(job)
+            task_job, names = _absolute(job, self.address == LOCAL)
             flow: Any
             if job.kind is Kind.video:
                 flow = _VideoFlow(job, task_job, options, self.settings.video_crf, on_frames)

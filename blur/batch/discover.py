@@ -113,7 +113,7 @@ def _confine(jobs: list[Job], out_dir: Path) -> list[Job]:
     for job in jobs:
         if job.output is not None and not _inside(job.output.parent, out_dir):
             reason = f"output folder {job.output.parent} leads outside {out_dir} through a symbolic link; refusing"
-            job = Job(job.source, None, Plan.fail, job.kind, job.format, reason, job.remote)
+            job = Job(job.source, None, Plan.fail, job.kind, job.format, reason, remote=job.remote)
         confined.append(job)
     return confined
 
@@ -140,7 +140,7 @@ def _refuse_collisions(jobs: list[Job]) -> list[Job]:
         key = job.output.resolve()
         if key in seen:
             reason = f"output {job.output} would also be written by {seen[key]}; rename one of them"
-            result.append(Job(job.source, None, Plan.fail, job.kind, job.format, reason, job.remote))
+            result.append(Job(job.source, None, Plan.fail, job.kind, job.format, reason, remote=job.remote))
             continue
         seen[key] = job.label
         result.append(job)

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from blur.batch.discover import discover, finish_jobs
+from blur.batch.state import APP_FOLDER, StateDir, _private_dir, user_state_home
 from blur.batch.workfiles import is_sidecar
 from blur.corrections import FOLDER_SIDECAR, SIDECAR_SUFFIX
 from blur.errors import BlurError
@@ -112,13 +113,19 @@ def identity(info: dict[str, Any]) -> str:
     return f"{info.get('size', '')}:{version.strip(chr(34))}"
 
 
-def state_folder(output_url: str) -> Path:
-    """The private local folder that holds the resume journal of a remote output (never the bucket)."""
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    digest = hashlib.sha256(_norm(output_url).encode()).hexdigest()[:24]
-    folder = Path(base) / "blur" / "remote" / digest
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return folder
+def remote_state(output_url: str, override: Path | None = None) -> StateDir:
+    """The private local state folder of a remote output (its journal and lock): `override`, or one in
+    the user state directory named after the URL. Never in the bucket: the journal holds hashes of the
+    originals and face positions.
+
+    Raises:
+        StateError: it cannot be created, is a link, or is not this user's.
+    """
+    digest = hashlib.sha256(_norm(output_url).encode()).hexdigest()[:16]
+    path = Path(os.path.abspath(override or user_state_home() / APP_FOLDER / f"remote-{digest}"))
+    _private_dir(path.parent)
+    _private_dir(path)
+    return StateDir(path, path)
 
 
 def usage_problem(inputs: list[str], output: str) -> str | None:
@@ -238,8 +245,9 @@ def _sidecars_of(url: str, sidecars: dict[str, str]) -> tuple[tuple[str, ...], s
     return present, ",".join(sidecars[u] for u in present)
 
 
-def discover_urls(inputs: list[str], output: str) -> list[Job]:
-    """Jobs for inputs and an output of which at least one is a URL (as `discover` does for folders).
+def discover_urls(inputs: list[str], output: str, exclude: tuple[Path, ...] = ()) -> list[Job]:
+    """Jobs for inputs and an output of which at least one is a URL (as `discover` does for folders;
+    local folders are never walked into `exclude`, the state folder).
 
     Raises:
         RemoteError: a filesystem cannot be reached.
@@ -266,7 +274,7 @@ def _to_output(job: Job, placeholder: Path, output: str | None) -> Job:
         return job if output is None else Job(job.source, None, job.plan, job.kind, job.format, job.reason)
     rel = job.output.relative_to(placeholder).as_posix()
     url = f"{_norm(output)}/{rel}"
-    return Job(job.source, Path(url), job.plan, job.kind, job.format, job.reason, Remote(output=url))
+    return Job(job.source, Path(url), job.plan, job.kind, job.format, job.reason, remote=Remote(output=url))
 
 
 def _remote_jobs(item: str, output: str, out_local: Path | None) -> list[Job]:
@@ -292,7 +300,7 @@ def _remote_jobs(item: str, output: str, out_local: Path | None) -> list[Job]:
             else:
                 remote = Remote(remote.source, f"{_norm(output)}/{entry.rel}", remote.source_id, remote.sidecars)
                 dest = Path(remote.output or "")
-        jobs.append(Job(Path(entry.url), dest, plan, sniffed.kind, sniffed.format, reason, remote))
+        jobs.append(Job(Path(entry.url), dest, plan, sniffed.kind, sniffed.format, reason, remote=remote))
     return jobs
 
 
@@ -304,7 +312,7 @@ def _refuse_overwrite(jobs: list[Job], inputs: list[str]) -> list[Job]:
         target = job.output_label if job.remote is not None and job.remote.output else None
         if target is not None and (target in sources or any(_norm(target) == _norm(i) for i in inputs)):
             reason = f"output {target} is an input file; refusing to overwrite it"
-            job = Job(job.source, None, Plan.fail, job.kind, job.format, reason, job.remote)
+            job = Job(job.source, None, Plan.fail, job.kind, job.format, reason, remote=job.remote)
         out.append(job)
     return out
 
@@ -319,7 +327,7 @@ def _refuse_collisions(jobs: list[Job]) -> list[Job]:
             continue
         if target in seen:
             reason = f"output {target} would also be written by {seen[target]}; rename one of them"
-            out.append(Job(job.source, None, Plan.fail, job.kind, job.format, reason, job.remote))
+            out.append(Job(job.source, None, Plan.fail, job.kind, job.format, reason, remote=job.remote))
             continue
         seen[target] = job.label
         out.append(job)

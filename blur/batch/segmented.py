@@ -22,15 +22,18 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from blur.batch.executors import InlineRunner, ProcessRunner, Runner, TaskFuture, drive, job_task
 from blur.batch.pool import BatchOptions, OnFrames, guarded
 from blur.batch.staging import STAGED, private_folder, run_staged, stage_input, upload
 from blur.engine import Engine
-from blur.errors import BlurError
+from blur.errors import BlurError, MediaWriteError
 from blur.fsio import atomic_output
 from blur.jobs import FileResult, Job, Remote, Status
 from blur.video.join import join_segments
-from blur.video.segment_boxes import SegmentBoxes, WholeTracks, union_boxes
+from blur.video.record import DetectionLog
+from blur.video.segment_boxes import SegmentBoxes, WholeTracks, detection_log, union_boxes
 from blur.video.segment_passes import EncodedSegment, detect_segment, encode_segment
 from blur.video.segments import (
     Boxes,
@@ -139,10 +142,27 @@ def _publish(flow: SplitVideo, spool: _Spool) -> dict[str, float]:
         upload(local, job.remote.output)
         times["upload"] = _elapsed(uploaded)
     elif job.output is not None:
-        with atomic_output(job.output) as tmp:
+        with atomic_output(job.output, job.scratch) as tmp:
             join_segments(flow.source, tmp, flow.plan, segments, flow.crf, label=label)
+            _save_log(flow, job.output)  # before the output gets its final name, as a whole-file run does
         times["join"] = _elapsed(start)
     return times
+
+
+def _save_log(flow: SplitVideo, output: Path) -> None:
+    """Record the video's detections and tracks for the review app (`job.tracks`), as a whole-file run does.
+
+    Raises:
+        MediaWriteError: the record cannot be written.
+    """
+    job = flow.job
+    if job.tracks is None or flow.log is None:
+        return
+    try:
+        flow.log.save(job.tracks, {"source": os.path.abspath(job.source), "output": os.path.abspath(output)})
+    except OSError as exc:
+        msg = f"{job.tracks}: cannot record the video's detections for the review: {exc.strerror or exc}"
+        raise MediaWriteError(msg) from exc
 
 
 @dataclass
@@ -174,6 +194,8 @@ class SplitVideo:
     _start: float = 0.0
     _why: str = ""
     _tracks: WholeTracks | None = None
+    log: DetectionLog | None = None
+    """The video's record for the review app, made once every segment is detected."""
 
     def start(self, runner: Runner) -> list[TaskFuture[Any]]:
         """Submit every segment's detection pass."""
@@ -241,7 +263,8 @@ class SplitVideo:
             self.on_frames(self.job, done, len(self.plan.pts))
 
     def _join(self) -> None:
-        assert self._spool is not None
+        assert self._spool is not None and self._tracks is not None
+        self.log = detection_log(self.plan, list(self._boxes.values()), self._tracks)
         try:
             self._times.update(_publish(self, self._spool))
         except BlurError as exc:
@@ -267,6 +290,7 @@ class SplitVideo:
             tracks=self._tracks.tracks if self._tracks is not None else 0,
             notes=(*self.plan.info.notes, note),
             detections=tuple(s for b in sorted(detect, key=lambda b: b.index) for s in b.samples),
+            track_spans=_spans(self.log),
             segments={
                 "segments": n,
                 "workers": len(workers),
@@ -307,6 +331,9 @@ class SplitVideo:
         self._cleanup()
 
     def _fail(self, reason: str) -> None:
+        for name in (self.job.label, self.job.output_label):
+            if name and reason.startswith(f"{name}: "):
+                reason = reason[len(name) + 2 :]  # the report names the file once
         for future in list(self._tasks):
             future.cancel()
         self._tasks.clear()
@@ -317,6 +344,13 @@ class SplitVideo:
         if self._spool is not None:
             self._spool.remove()
             self._spool = None
+
+
+def _spans(log: DetectionLog | None) -> tuple[dict[str, Any], ...]:
+    if log is None:
+        return ()
+    times = np.asarray(log.times, np.float64)
+    return tuple(span.to_dict(times) for span in log.spans())
 
 
 def _show(exc: BaseException, names: dict[str, str]) -> str:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
 from blur.batch.remote import RemoteError, filesystem
+from blur.errors import reason_of
 from blur.jobs import FileResult, Job, Status
 
 Work = Callable[[Job], FileResult]
@@ -136,7 +137,7 @@ def run_staged(job: Job, work: Work, staged: tuple[Path, dict[str, str]] | None 
             upload(output, remote.output)
         return relabel(result, job, names)
     except RemoteError as exc:
-        reason = f"{exc}; no output written"
+        reason = f"{reason_of(exc, remote.source, remote.output)}; no output written"
         return FileResult(source=job.label, status=Status.failed, kind=job.kind.value, reason=reason)
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -174,7 +174,7 @@ def anonymize(
         segments = SegmentOptions.auto(segment_seconds)
     else:
         segments = SegmentOptions(split_after, segment_seconds)
-    run = RunOptions(jobs=jobs, cluster=cluster, segments=segments, force=force)
+    run = RunOptions(jobs=jobs, cluster=cluster, segments=segments, force=force, state_dir=state)
     code = run_anonymize(
         paths,
         output,
@@ -184,7 +184,6 @@ def anonymize(
         console=Console(stderr=True, soft_wrap=True),
         html=html,
         html_with_originals=html_with_originals,
-        state_dir=state,
         run=run,
     )
     raise typer.Exit(code)

@@ -19,6 +19,7 @@ import numpy.typing as npt
 
 from blur.types import Detections
 from blur.video.options import VideoOptions, tracker_config
+from blur.video.record import DetectionLog
 from blur.video.segments import Boxes, Segment, SegmentPlan
 from blur.video.tracking import Tracker
 
@@ -62,6 +63,7 @@ class SegmentBoxes:
     Attributes:
         tracked: the boxes its own tracker gave every frame it saw (the overlaps included).
         found: the faces it fed its tracker in the segment's own frames (keep regions dropped).
+        logged: the same faces before keep regions took any out (what the review's record keeps).
         cuts: the segment's frames where a shot starts.
         high: the tracker's threshold (the detector's own).
     """
@@ -69,6 +71,7 @@ class SegmentBoxes:
     index: int
     tracked: FrameBoxes
     found: FrameBoxes
+    logged: FrameBoxes
     cuts: tuple[int, ...]
     high: float
     tracks: int
@@ -91,6 +94,9 @@ class WholeTracks:
         self._next = 0
         self._final = 0
         self.boxes: dict[int, Boxes] = {}
+        self.masked: list[tuple[Detections, list[int]]] = []
+        """Every frame's boxes and the track each comes from, in frame order (for the review's record)."""
+        self.cuts: list[int] = []
 
     def add(self, found: SegmentBoxes) -> None:
         """Take a detection pass's faces; track every segment whose turn has come."""
@@ -108,6 +114,7 @@ class WholeTracks:
             self.tracker = Tracker(tracker_config(self.options, found.high, rate))
         seg = self.plan.segments[found.index]
         faces, cuts = found.found.by_frame(), set(found.cuts)
+        self.cuts += sorted(cuts)
         for frame in range(seg.start, seg.end):
             self.tracker.update(frame, faces.get(frame, Detections.empty()), cut=frame in cuts)
             self._collect()
@@ -115,7 +122,9 @@ class WholeTracks:
     def _collect(self) -> None:
         assert self.tracker is not None
         for frame in range(self._final, self.tracker.final_until()):
-            self.boxes[frame] = self.tracker.boxes(frame).xyxy
+            boxes, idents = self.tracker.boxes_by_track(frame)
+            self.boxes[frame] = boxes.xyxy
+            self.masked.append((boxes, idents))
             self.tracker.release(frame + 1)
         self._final = max(self._final, self.tracker.final_until())
 
@@ -146,3 +155,19 @@ def union_boxes(
             if frame in inside:
                 merged.setdefault(frame, []).append(dets.xyxy)
     return {frame: np.unique(np.concatenate(parts), axis=0).astype(np.float32) for frame, parts in merged.items()}
+
+
+def detection_log(plan: SegmentPlan, passes: list[SegmentBoxes], whole: WholeTracks) -> DetectionLog:
+    """The record a whole-file run keeps for the review app, from a split run: every frame's faces
+    (before keep regions) from the pass that owns it, times, cuts, and the whole video's track boxes."""
+    log = DetectionLog()
+    faces: dict[int, Detections] = {}
+    for found in passes:
+        faces.update(found.logged.by_frame())
+    cuts = set(whole.cuts)
+    base = plan.info.time_base
+    for frame, pts in enumerate(plan.pts):
+        log.found(frame, float((pts - plan.pts[0]) * base), faces.get(frame, Detections.empty()), cut=frame in cuts)
+    for frame, (boxes, idents) in enumerate(whole.masked):
+        log.masked(frame, boxes, idents)
+    return log

@@ -34,7 +34,7 @@ from blur.video.pipeline import run_frames
 from blur.video.prepare import Timeline
 from blur.video.run import Run
 from blur.video.segment_boxes import FrameBoxes, SegmentBoxes
-from blur.video.segments import Boxes, SegmentError, SegmentTask
+from blur.video.segments import Boxes, Segment, SegmentError, SegmentTask
 
 if TYPE_CHECKING:
     from av.video.codeccontext import VideoCodecContext
@@ -179,6 +179,7 @@ def detect_segment(
         seg.index,
         FrameBoxes.pack(tracked),
         FrameBoxes.pack(found),
+        _logged(run, seg),
         tuple(cuts),
         run.tracker.cfg.high,
         run.tracker.total_tracks,
@@ -186,6 +187,18 @@ def detect_segment(
         time.perf_counter() - start,
         worker_name(),
     )
+
+
+def _logged(run: Run, seg: Segment) -> FrameBoxes:
+    """The faces the run recorded before keep regions, in the segment's own frames (frame numbers of the video)."""
+    arrays = run.log.arrays({})
+    frames = arrays["det_frame"].astype(np.int64) + seg.detect_start
+    own = (frames >= seg.start) & (frames < seg.end)
+    per_frame: dict[int, Detections] = {}
+    for frame in np.unique(frames[own]).tolist():
+        rows = frames == frame
+        per_frame[int(frame)] = Detections.from_arrays(arrays["det_box"][rows], arrays["det_score"][rows])
+    return FrameBoxes.pack(per_frame)
 
 
 class SegmentEncoder:
@@ -277,10 +290,11 @@ def encode_segment(
         pts, duration = timeline.place(frame)
         seconds = float((pts - task.first_pts) * info.time_base)
         add = corrections.at(seconds)[0] if corrections.add else None
+        ellipse = corrections.ellipses_at(seconds) if add is not None and len(add) else None
         found = boxes.get(index)
         dets = Detections.empty() if found is None else Detections.from_arrays(found, np.ones(len(found), np.float32))
         if len(dets) or (add is not None and len(add)):
-            planes = mask_frame(planes, dets, add, settings.mask, info.colour[0])
+            planes = mask_frame(planes, dets, add, settings.mask, info.colour[0], ellipse)
         faces += len(dets)
         encoder.write(planes, pts, duration)
         written += 1
