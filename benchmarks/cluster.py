@@ -362,10 +362,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loops", type=int, default=15, help="repetitions of the 4.2 s 1080p clip (15: 63 s)")
     parser.add_argument("--split-after", type=float, default=30.0)
     parser.add_argument("--segment-seconds", type=float, default=10.0)
+    parser.add_argument("--ref-threshold", type=float, default=REF_THRESHOLD, help="reference detector threshold")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-long", action="store_true")
     parser.add_argument("--workdir", type=Path, default=None, help="keep every file here (default: a temp folder)")
     args = parser.parse_args(argv)
+    global REF_THRESHOLD  # one setting of this script, read by reference() and the table
+    REF_THRESHOLD = args.ref_threshold
     if not CLIP_1080.is_file():
         print("benchdata not found, nothing measured")
         return 0
