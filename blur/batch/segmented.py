@@ -169,6 +169,10 @@ def _save_log(flow: SplitVideo, output: Path) -> None:
 class SplitVideo:
     """One split video's tasks, advanced step by step as they finish (a `Flow`).
 
+    About 180 lines, over the usual 150: it is one state machine (detect every segment, track the
+    whole video, encode every segment, join; or fall back to a whole-file run), and each step is a short
+    method over the same few fields; the work itself lives in `blur.video.segments` and `segment_passes`.
+
     Attributes:
         job: the video as the batch knows it (its labels and output).
         task_job: the video as workers get it (absolute paths, or a local copy of a remote input).

@@ -3,6 +3,7 @@ detector's copies and the scene-cut flag."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from blur.errors import MediaReadError
 from blur.media.planes import DecodedFrame, detector_copy, to_planes
-from blur.media.video_read import VideoInfo
+from blur.media.video_read import AudioChunk, VideoInfo
 from blur.types import Detections, Frame
 from blur.video.cuts import CutDetector
 from blur.video.options import VideoOptions
@@ -90,3 +91,29 @@ class Prepare:
         prepared.last = True
         if prepared.fine is None and self.plan.fine is not None:
             prepared.fine = detector_copy(frame, self.plan.fine, self.info.quarter_turns)
+
+
+def prepare_shots(items: Iterable[VideoFrame | AudioChunk], prepare: Prepare) -> Iterator[Prepared | AudioChunk]:
+    """Every item in order, frames prepared. Each prepared frame is held back until the next one is
+    prepared (with the audio read after it), so the last frame of a shot (the next frame starts a new
+    shot, or there is none) is known as such and gets a fine copy (`Prepare.end_shot`)."""
+    held: tuple[VideoFrame, Prepared] | None = None
+    after: list[AudioChunk] = []
+    for item in items:
+        if isinstance(item, AudioChunk):
+            if held is None:
+                yield item
+            else:
+                after.append(item)
+            continue
+        prepared = prepare(item)
+        if held is not None:
+            if prepared.cut:
+                prepare.end_shot(held[1], held[0])
+            yield held[1]
+            yield from after
+        held, after = (item, prepared), []
+    if held is not None:
+        prepare.end_shot(held[1], held[0])
+        yield held[1]
+        yield from after

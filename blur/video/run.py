@@ -28,7 +28,7 @@ from blur.types import Detections
 from blur.video.detection import FrameDetection
 from blur.video.masking import entries, mask_frame
 from blur.video.options import VideoOptions, threshold_of, tracker_config
-from blur.video.prepare import Prepare, Prepared
+from blur.video.prepare import Prepare, Prepared, prepare_shots
 from blur.video.record import DetectionLog, VideoRecord
 from blur.video.replay import ReplayDetection
 from blur.video.samples import FrameSamples
@@ -68,7 +68,12 @@ class Pending:
 
 
 class Run:
-    """One video's pipeline: the threads, the window and the tracker."""
+    """One video's pipeline: the threads, the window and the tracker.
+
+    About 175 lines, over the usual 150: it is the state the three threads and the main loop share
+    (queues, stop flag, window, tracker, counters) and their hand-offs, each a short method; the work
+    itself lives in `prepare`, `detection`, `tracking` and `masking`.
+    """
 
     def __init__(
         self,
@@ -114,44 +119,19 @@ class Run:
         shot starts there (split videos track the whole video from these)."""
 
     def decode_loop(self, first: list[VideoFrame | AudioChunk]) -> None:
-        """Decode thread: prepare frames, pass audio through, then an end marker.
-
-        Each prepared frame is held back until the next one is prepared (with the audio read after it),
-        so the last frame of a shot (the next one starts a new shot, or there is none) is known as such.
-        """
-        held: tuple[VideoFrame, Prepared] | None = None
-        after: list[AudioChunk] = []
+        """Decode thread: prepare frames (starting their full fine pass where due), pass audio through,
+        then an end marker."""
         try:
-            for item in self._chain(first):
+            for item in prepare_shots(self._chain(first), self.prepare):
                 if self.stop.is_set():
                     return
-                if isinstance(item, AudioChunk):
-                    if held is None:
-                        put(self.decoded, item, self.stop)
-                    else:
-                        after.append(item)
-                    continue
-                prepared = self.prepare(item)
-                if held is not None:
-                    self._pass_on(held, after, last=prepared.cut)
-                held, after = (item, prepared), []
-            if held is not None:
-                self._pass_on(held, after, last=True)
+                if isinstance(item, Prepared):
+                    item.fine_job = self.detection.start_full(item)
+                put(self.decoded, item, self.stop)
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread
             put(self.decoded, Failure(exc), self.stop)
             return
         put(self.decoded, END, self.stop)
-
-    def _pass_on(self, held: tuple[VideoFrame, Prepared], audio: list[AudioChunk], *, last: bool) -> None:
-        """Queue a prepared frame (the `last` of its shot gets a fine copy; its full fine pass starts where
-        due) and the audio read after it."""
-        frame, prepared = held
-        if last:
-            self.prepare.end_shot(prepared, frame)
-        prepared.fine_job = self.detection.start_full(prepared)
-        put(self.decoded, prepared, self.stop)
-        for chunk in audio:
-            put(self.decoded, chunk, self.stop)
 
     def detect_loop(self) -> None:
         """Detect thread (parallel detection): the coarse pass, every item passed on in its order."""

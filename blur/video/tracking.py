@@ -310,7 +310,7 @@ class Tracker:
         for track in [*self._done, *self._live]:
             lo, hi = track.span(self.cfg.pad)
             if lo <= index <= hi:
-                found.append(self._box_at(track, index))
+                found.append(box_at(track, index, self.cfg))
                 scores.append(max(track.scores))
                 idents.append(track.ident)
         if not found:
@@ -362,28 +362,33 @@ class Tracker:
         self._next_id += 1
         self._live.append(track)
 
-    def _growth(self, distance: int) -> float:
-        return 1.0 + min(self.cfg.max_grow, self.cfg.grow * distance)
 
-    def _box_at(self, track: Track, index: int) -> Box:
-        frames = track.frames
-        if index < track.first:
-            distance = track.first - index
-            velocity = track.start_velocity if track.start_velocity is not None else np.zeros(4, np.float32)
-            moved = track.boxes[0] - velocity * float(distance)
-            return grow_box(hull(track.boxes[0], moved), self._growth(distance))
-        if index > track.last:
-            distance = index - track.last
-            return grow_box(hull(track.boxes[-1], track.predict(index)), self._growth(distance))
-        pos = bisect.bisect_left(frames, index)
-        if pos < len(frames) and frames[pos] == index:
-            return track.boxes[pos]
-        if pos == 0:  # trimmed away: hold the oldest kept box, grown
-            return grow_box(track.boxes[0], self._growth(frames[0] - index))
-        a, b = frames[pos - 1], frames[pos]
-        w = (index - a) / (b - a)
-        box = (track.boxes[pos - 1] * (1.0 - w) + track.boxes[pos] * w).astype(np.float32)
-        return grow_box(box, self._growth(min(index - a, b - index)))
+def box_at(track: Track, index: int, cfg: TrackerConfig) -> Box:
+    """The box `track` masks at frame `index`: its detection there, interpolated between two, or held
+    and extrapolated before the first and after the last; grown with the distance to the nearest
+    detection (`cfg.grow` per frame, at most `cfg.max_grow`)."""
+
+    def growth(distance: int) -> float:
+        return 1.0 + min(cfg.max_grow, cfg.grow * distance)
+
+    frames = track.frames
+    if index < track.first:
+        distance = track.first - index
+        velocity = track.start_velocity if track.start_velocity is not None else np.zeros(4, np.float32)
+        moved = track.boxes[0] - velocity * float(distance)
+        return grow_box(hull(track.boxes[0], moved), growth(distance))
+    if index > track.last:
+        distance = index - track.last
+        return grow_box(hull(track.boxes[-1], track.predict(index)), growth(distance))
+    pos = bisect.bisect_left(frames, index)
+    if pos < len(frames) and frames[pos] == index:
+        return track.boxes[pos]
+    if pos == 0:  # trimmed away: hold the oldest kept box, grown
+        return grow_box(track.boxes[0], growth(frames[0] - index))
+    a, b = frames[pos - 1], frames[pos]
+    w = (index - a) / (b - a)
+    box = (track.boxes[pos - 1] * (1.0 - w) + track.boxes[pos] * w).astype(np.float32)
+    return grow_box(box, growth(min(index - a, b - index)))
 
 
 def track_all(dets: list[Detections], cuts: set[int], cfg: TrackerConfig) -> tuple[list[Detections], int]:
