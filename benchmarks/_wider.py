@@ -54,12 +54,14 @@ class Face:
         """``max(w, h)``, the size used for buckets."""
         return max(self.w, self.h)
 
-    def scaled(self, factor: float) -> Face:
+    def scaled(self, factor: float, factor_y: float | None = None) -> Face:
+        """The box in a resized copy of its photo (``factor_y``: a different vertical factor)."""
+        fy = factor if factor_y is None else factor_y
         return Face(
             self.x * factor,
-            self.y * factor,
+            self.y * fy,
             self.w * factor,
-            self.h * factor,
+            self.h * fy,
             self.blur,
             self.expression,
             self.illumination,
@@ -191,6 +193,27 @@ def damage_counts(changed: BoolMask, faces: Iterable[Face]) -> tuple[int, int]:
     height, width = changed.shape[:2]
     background = ~head_mask(faces, width, height)
     return int(np.count_nonzero(changed & background)), int(np.count_nonzero(background))
+
+
+#: JPEG quality of the web-size copies (what a site or messaging app typically re-encodes at).
+WEB_JPEG_QUALITY = 90
+
+
+def web_copy(img: Image, long_side: int, quality: int = WEB_JPEG_QUALITY) -> tuple[Image, float, float]:
+    """A web-size copy of a photo: longest side ``long_side`` (``cv2.INTER_AREA``; never enlarged), then a
+    JPEG encode and decode at ``quality``, as a site or messaging app would serve it.
+
+    Returns the decoded copy and the horizontal and vertical scale factors (for the GT boxes).
+    """
+    h, w = img.shape[:2]
+    s = min(1.0, long_side / max(h, w))
+    size = (max(1, round(w * s)), max(1, round(h * s)))
+    small = img if size == (w, h) else np.asarray(cv2.resize(img, size, interpolation=cv2.INTER_AREA), np.uint8)
+    ok, data = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError("JPEG encoding failed")
+    decoded = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    return np.asarray(decoded, np.uint8), size[0] / w, size[1] / h
 
 
 def read_image(path: Path) -> Image | None:

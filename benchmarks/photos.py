@@ -2,9 +2,10 @@
 
 Usage (from the repository root)::
 
-    python benchmarks/photos.py                        # all 581 photos + 4x/6x upscaled subsets
+    python benchmarks/photos.py                        # all 581 photos at 416 px, 640 px, 1x + 4x/6x subsets
     python benchmarks/photos.py --limit 100 --big-n4 4 --big-n6 2
     python benchmarks/photos.py --tools deface --limit 20 --json /tmp/res.json
+    python benchmarks/photos.py --sets 416,1x --limit 100   # only the web-size and the full-size sets
 
 Each tool runs once per image set as a subprocess over a folder of lossless PNG copies; the
 benchmark then compares every output pixel with its input.  A labelled face counts as obscured
@@ -49,6 +50,9 @@ STRICT = 0.8
 LENIENT = 0.5
 BIG_FACE = 40.0
 PNG_FAST = [cv2.IMWRITE_PNG_COMPRESSION, 1]
+WEB_SIDES = (416, 640)
+"""Longest sides of the web-size copies (``--sets 416,640``)."""
+SET_KEYS = ("416", "640", "1x", "4x", "6x")
 
 
 def log(msg: str) -> None:
@@ -60,11 +64,15 @@ def log(msg: str) -> None:
 
 @dataclass
 class ImageSet:
-    """Photos to measure together, at one upscale factor."""
+    """Photos to measure together, at one upscale factor or as web-size copies (``long_side``)."""
 
     name: str
     photos: list[W.Photo]
     scale: int = 1
+    long_side: int | None = None
+    """Web-size copies: longest side in pixels (INTER_AREA, then JPEG q90 encode and decode); sizes in
+    the tables are then those of the copy."""
+    key: str = "1x"
 
 
 @dataclass
@@ -87,6 +95,7 @@ class PreparedSet:
     skipped: list[str]
     ref_dir: Path
     base_dir: Path
+    key: str = "1x"
 
     @property
     def n_faces(self) -> int:
@@ -99,7 +108,8 @@ def inside(face: W.Face, width: int, height: int) -> bool:
 
 
 def prepare_set(image_set: ImageSet, base_dir: Path) -> PreparedSet:
-    """Decode each photo (no EXIF rotation), upscale if asked, write it as PNG under ``base_dir/ref``."""
+    """Decode each photo (no EXIF rotation), upscale or make a web copy if asked, write it as PNG under
+    ``base_dir/ref`` (a web copy's PNG holds the decoded JPEG, so the diff measures only the tool)."""
     ref_dir = base_dir / "ref"
     ref_dir.mkdir(parents=True, exist_ok=True)
     items: list[Prepared] = []
@@ -125,6 +135,10 @@ def prepare_set(image_set: ImageSet, base_dir: Path) -> PreparedSet:
             img = np.asarray(cv2.resize(img, size, interpolation=cv2.INTER_CUBIC), dtype=np.uint8)
             faces = tuple(f.scaled(image_set.scale) for f in faces)
             h, w = img.shape[:2]
+        if image_set.long_side is not None:
+            img, sx, sy = W.web_copy(img, image_set.long_side)
+            faces = tuple(f.scaled(sx, sy) for f in faces)
+            h, w = img.shape[:2]
         faces = tuple(f for f in faces if inside(f, w, h))
         stem = photo.name
         if stem in used:
@@ -137,7 +151,7 @@ def prepare_set(image_set: ImageSet, base_dir: Path) -> PreparedSet:
             continue
         items.append(Prepared(photo.path, name, ref, w, h, faces))
     log(f"{image_set.name}: {len(items)} PNGs written in {time.perf_counter() - t0:.1f} s ({len(skipped)} skipped)")
-    return PreparedSet(image_set.name, image_set.scale, items, skipped, ref_dir, base_dir)
+    return PreparedSet(image_set.name, image_set.scale, items, skipped, ref_dir, base_dir, image_set.key)
 
 
 def copy_inputs(prepared: PreparedSet, dest: Path) -> None:
@@ -235,11 +249,9 @@ def run_timed(tool: str, cmd: list[str], log_file: Path, cwd: Path, env: dict[st
 
 
 def blur_command() -> tuple[list[str], dict[str, str]]:
-    """``blur`` console script if installed, else ``python -m blur`` from this source tree."""
+    """``python -m blur`` from the source tree this benchmark lives in (a ``blur`` console script on the
+    PATH may belong to another checkout)."""
     env = dict(os.environ)
-    for candidate in (Path(sys.executable).parent / "blur", shutil.which("blur")):
-        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
-            return [str(candidate)], env
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
     return [sys.executable, "-m", "blur"], env
 
@@ -322,7 +334,8 @@ GROUPS: tuple[str, ...] = (
 
 
 def groups_of(face: W.Face, scale: int) -> list[str]:
-    """Which table rows a face counts in; size buckets use the size at 1x (the annotated photo)."""
+    """Which table rows a face counts in; size buckets use the size at 1x (the annotated photo) for upscaled
+    sets, the size in the copy for web-size sets (their ``scale`` is 1)."""
     size = face.size / scale
     groups = ["all", W.bucket_of(size)]
     if size >= 10:
@@ -380,6 +393,7 @@ def measure(prepared: PreparedSet, outputs: dict[str, dict[str, Path]]) -> dict[
                         {
                             "image": str(item.source),
                             "box_1x": [round(v / prepared.scale, 1) for v in (face.x, face.y, face.w, face.h)],
+                            "box": [round(v, 1) for v in (face.x, face.y, face.w, face.h)],
                             "changed_fraction": round(frac, 3),
                         }
                     )
@@ -468,6 +482,34 @@ def table(prepared: PreparedSet, metrics: dict[str, Metrics], at_1x: dict[str, M
     return "\n".join(lines)
 
 
+def summary(results: Sequence[tuple[PreparedSet, dict[str, Metrics]]]) -> str:
+    """One row per set and tool: recall (all, >= 10 px, by size in that set's buckets), damage, time."""
+    buckets = [label for label, _, _ in W.BUCKETS]
+    head = ["set", "tool", "photos", "all", ">=10 px", *buckets, "non-face changed", "s/photo", "CPU s/photo", "load"]
+    lines = ["### Summary", "", "| " + " | ".join(head) + " |", "|---|---|" + "---:|" * (len(head) - 2)]
+    walls: dict[str, dict[str, float]] = {}
+    for prepared, metrics in results:
+        for tool, m in metrics.items():
+            r = m.run
+            damage = f"{100.0 * m.changed_bg / m.total_bg:.2f} %" if m.total_bg else "-"
+            row = [prepared.name, tool, str(m.n_photos), fmt_recall(m.recall["all"]), fmt_recall(m.recall[">=10 px"])]
+            row += [fmt_recall(m.recall[b]) for b in buckets]
+            row.append(damage)
+            if r is not None:
+                row += [f"{r.wall_s / max(1, m.n_photos):.3f}", f"{r.cpu_s / max(1, m.n_photos):.3f}"]
+                row.append(f"{r.load_before:.2f}")
+                walls.setdefault(tool, {})[prepared.key] = walls.get(tool, {}).get(prepared.key, 0.0) + r.wall_s
+            else:
+                row += ["-", "-", "-"]
+            lines.append("| " + " | ".join(row) + " |")
+    both = [t for t in walls if {"416", "1x"} <= set(walls[t])]
+    if "blur" in both and "deface" in both:
+        b = walls["blur"]["416"] + walls["blur"]["1x"]
+        d = walls["deface"]["416"] + walls["deface"]["1x"]
+        lines += ["", f"Wall clock over the 416 px and 1x sets: blur {b:.1f} s, deface {d:.1f} s, ratio {b / d:.2f}"]
+    return "\n".join(lines)
+
+
 def footer(args: argparse.Namespace) -> str:
     blur_cmd = "blur anonymize IN -o OUT --report R --quiet"
     if args.jobs is not None:
@@ -477,12 +519,15 @@ def footer(args: argparse.Namespace) -> str:
     return (
         "Definitions: a labelled face is *obscured* when at least 50 % (strict: 80 %) of the pixels of its WIDER box "
         "changed, a pixel being *changed* when any channel differs by >= 8 (of 255) between the lossless PNG input and "
-        "the tool's output. Size buckets use s = max(w, h) of the box in the original photo (also for upscaled sets). "
+        "the tool's output. Size buckets use s = max(w, h) of the box in the original photo for upscaled sets, in the "
+        "web-size copy for the 416/640 px sets. "
         "*Non-face px changed* is the share of changed pixels outside the union of all GT boxes enlarged 1.5x about "
         "their centres (a mask must cover the whole head, which is larger than the WIDER box); WIDER leaves some faces "
         "unlabelled, so this is an upper bound on damage. Upscaled sets: photos resized with cv2.INTER_CUBIC, GT "
-        "scaled alike, PNG input. s/photo = wall clock of one process per tool per set / photos (start-up, model "
-        "load, decode, PNG encode included); tools run one after the other, never together; CPU s also counts worker "
+        "scaled alike, PNG input. Web-size sets: longest side 416/640 px with cv2.INTER_AREA, then JPEG quality 90 "
+        "encode and decode, GT scaled alike, the decoded JPEG given as PNG. s/photo = wall clock of one process per "
+        "tool per set / photos (start-up, model load, decode, PNG encode included); tools run one after the other, "
+        "never together; CPU s also counts worker "
         "processes. Peak RSS = largest single process (wait4); process-tree memory = summed PSS of all live processes "
         f"of the tool, sampled every 0.1 s. Commands: `{blur_cmd}`; `deface --backend {args.deface_backend} DIR` "
         "(its defaults otherwise: thresh 0.2, mask-scale 1.3, blur)."
@@ -587,7 +632,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=Path,
         help="extra WIDER-style data roots: ROOT/gt/*.json with image paths relative to ROOT",
     )
-    p.add_argument("--limit", type=int, default=None, help="first N photos of each 1x set (default: all)")
+    p.add_argument("--limit", type=int, default=None, help="first N photos of each 1x and web-size set (default: all)")
+    p.add_argument(
+        "--sets",
+        default=",".join(SET_KEYS),
+        help="comma-separated benchdata sets to run: 416 and 640 (web-size copies, longest side in px), 1x, 4x, 6x "
+        f"(default all: {','.join(SET_KEYS)}); extra roots always run at 1x",
+    )
     p.add_argument("--big-n4", type=int, default=12, help="photos upscaled 4x (~16 MP); 0 disables (default 12)")
     p.add_argument("--big-n6", type=int, default=8, help="photos upscaled 6x (~24 MP); 0 disables (default 8)")
     p.add_argument("--tools", default="blur,deface", help="comma-separated subset of blur,deface")
@@ -612,6 +663,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if bad or not tools:
         p.error(f"--tools: unknown {bad}; choose from {','.join(TOOLS)}")
     args.tools = tools
+    sets = [k.strip() for k in args.sets.split(",") if k.strip()]
+    bad = [k for k in sets if k not in SET_KEYS]
+    if bad:
+        p.error(f"--sets: unknown {bad}; choose from {','.join(SET_KEYS)}")
+    args.sets = sets
     return args
 
 
@@ -621,11 +677,15 @@ def collect_sets(args: argparse.Namespace) -> list[ImageSet]:
     if not args.no_benchdata and default_gt.is_file():
         photos = W.load_gt(default_gt, BENCHDATA)
         base = photos[: args.limit] if args.limit is not None else photos
-        sets.append(ImageSet(f"{default_gt.stem} 1x", base))
-        if args.big_n4 > 0:
-            sets.append(ImageSet(f"{default_gt.stem} 4x (~16 MP)", photos[: args.big_n4], 4))
-        if args.big_n6 > 0:
-            sets.append(ImageSet(f"{default_gt.stem} 6x (~24 MP)", photos[: args.big_n6], 6))
+        for side in WEB_SIDES:
+            if str(side) in args.sets:
+                sets.append(ImageSet(f"{default_gt.stem} {side} px", base, long_side=side, key=str(side)))
+        if "1x" in args.sets:
+            sets.append(ImageSet(f"{default_gt.stem} 1x", base))
+        if args.big_n4 > 0 and "4x" in args.sets:
+            sets.append(ImageSet(f"{default_gt.stem} 4x (~16 MP)", photos[: args.big_n4], 4, key="4x"))
+        if args.big_n6 > 0 and "6x" in args.sets:
+            sets.append(ImageSet(f"{default_gt.stem} 6x (~24 MP)", photos[: args.big_n6], 6, key="6x"))
     for root in args.roots:
         files = W.gt_files(root)
         if not files:
@@ -681,6 +741,7 @@ def metrics_json(
             tools[tool]["same_photos_1x_recall"] = {g: at_1x[tool].recall[g].recall for g in ("all", ">=10 px")}
     return {
         "name": prepared.name,
+        "key": prepared.key,
         "scale": prepared.scale,
         "photos": len(prepared.items),
         "faces": prepared.n_faces,
@@ -709,12 +770,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         results: list[tuple[PreparedSet, dict[str, Metrics]]] = []
         at_1x: dict[int, dict[str, Metrics]] = {}
         for i, image_set in enumerate(image_sets):
-            base = work / f"set{i}_{image_set.scale}x"
+            base = work / f"set{i}_{image_set.key}"
             if base.exists():
                 shutil.rmtree(base)
             prepared, metrics, outputs = run_set(image_set, base, args)
             results.append((prepared, metrics))
-            if image_set.scale == 1:
+            if image_set.scale == 1 and image_set.long_side is None:
                 paths = {p.path for p in image_set.photos}
                 for j, big in enumerate(image_sets):
                     if big.scale > 1 and {p.path for p in big.photos} <= paths:
@@ -726,6 +787,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for j, (prepared, metrics) in enumerate(results):
             print()
             print(table(prepared, metrics, at_1x.get(j)))
+        print()
+        print(summary(results))
         print()
         print(footer(args))
         if args.json is not None:
