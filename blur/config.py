@@ -19,6 +19,13 @@ class MaskMode(str, Enum):
     blur = "blur"
 
 
+class Sensitivity(str, Enum):
+    """How readily a face is reported on photos: `high` masks more of the picture to miss fewer faces."""
+
+    normal = "normal"
+    high = "high"
+
+
 class MaskShape(str, Enum):
     """Outline of each mask."""
 
@@ -37,6 +44,8 @@ class DetectorConfig:
         providers: ONNX Runtime execution providers in order of preference; empty means the best available.
         threads: intra-op threads for the runtime; 0 lets the runtime decide.
         multiscale: run the extra passes that find small faces (CenterFace).
+        sensitivity: which tuned photo plan runs (CenterFace multi-scale): `normal`, or `high`, which
+            finds more faces and changes more of the picture; an explicit threshold overrides it.
     """
 
     backend: str = "centerface"
@@ -45,6 +54,7 @@ class DetectorConfig:
     providers: tuple[str, ...] = ()
     threads: int = 0
     multiscale: bool = True
+    sensitivity: Sensitivity = Sensitivity.normal
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 
 from blur import __version__
-from blur.config import DEFAULT_MASK_SCALE, DetectorConfig, MaskConfig, MaskMode, MaskShape, Settings
+from blur.config import DEFAULT_MASK_SCALE, DetectorConfig, MaskConfig, MaskMode, MaskShape, Sensitivity, Settings
 
 app = typer.Typer(
     name="blur",
@@ -65,6 +65,13 @@ ThresholdOpt = Annotated[
 MultiscaleOpt = Annotated[
     bool, typer.Option("--multiscale/--no-multiscale", help="Extra upscaled passes that find small faces.")
 ]
+SensitivityOpt = Annotated[
+    Sensitivity,
+    typer.Option(
+        "--sensitivity",
+        help="Photo detection preset: high misses fewer faces but masks more of the picture (--threshold overrides).",
+    ),
+]
 ProviderOpt = Annotated[
     list[str] | None,
     typer.Option("--ep", help="ONNX Runtime execution provider (repeatable), e.g. CUDAExecutionProvider."),
@@ -82,9 +89,19 @@ StateOpt = Annotated[
 
 
 def _detector_config(
-    backend: Backend, threshold: float | None, multiscale: bool, ep: list[str] | None
+    backend: Backend,
+    threshold: float | None,
+    multiscale: bool,
+    ep: list[str] | None,
+    sensitivity: Sensitivity = Sensitivity.normal,
 ) -> DetectorConfig:
-    return DetectorConfig(backend=backend.value, threshold=threshold, multiscale=multiscale, providers=tuple(ep or ()))
+    return DetectorConfig(
+        backend=backend.value,
+        threshold=threshold,
+        multiscale=multiscale,
+        providers=tuple(ep or ()),
+        sensitivity=sensitivity,
+    )
 
 
 @app.command()
@@ -102,6 +119,7 @@ def anonymize(
     backend: BackendOpt = Backend.centerface,
     threshold: ThresholdOpt = None,
     multiscale: MultiscaleOpt = True,
+    sensitivity: SensitivityOpt = Sensitivity.normal,
     verify: Annotated[
         bool, typer.Option("--verify/--no-verify", help="Re-detect on the anonymized picture and mask what is found.")
     ] = True,
@@ -161,7 +179,7 @@ def anonymize(
     from blur.video.segments import SegmentOptions  # noqa: PLC0415
 
     settings = Settings(
-        detector=_detector_config(backend, threshold, multiscale, ep),
+        detector=_detector_config(backend, threshold, multiscale, ep, sensitivity),
         mask=MaskConfig(mode=mode, shape=shape, scale=mask_scale),
         verify=verify,
         jpeg_quality=quality,
@@ -196,6 +214,7 @@ def detect(
     backend: BackendOpt = Backend.centerface,
     threshold: ThresholdOpt = None,
     multiscale: MultiscaleOpt = True,
+    sensitivity: SensitivityOpt = Sensitivity.normal,
     ep: ProviderOpt = None,
     write_sidecar: Annotated[
         bool,
@@ -209,7 +228,7 @@ def detect(
     """Print the faces found in photos (boxes in the upright picture's pixels), writing no images."""
     from blur.cli.detect import run_detect  # noqa: PLC0415
 
-    cfg = _detector_config(backend, threshold, multiscale, ep)
+    cfg = _detector_config(backend, threshold, multiscale, ep, sensitivity)
     code, payload = run_detect(paths, cfg, write_sidecar=write_sidecar)
     if as_json:
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
@@ -247,6 +266,7 @@ def audit(
     ] = 0.5,
     backend: BackendOpt = Backend.centerface,
     multiscale: MultiscaleOpt = True,
+    sensitivity: SensitivityOpt = Sensitivity.normal,
     ep: ProviderOpt = None,
 ) -> None:
     """Check files about to be published: metadata, hidden images, extra streams, faces still visible.
@@ -258,7 +278,7 @@ def audit(
     from blur.cli.audit import run_audit  # noqa: PLC0415
 
     options = AuditOptions(faces=faces, face_threshold=face_threshold, every=every, multiscale=multiscale)
-    cfg = _detector_config(backend, None, multiscale, ep)
+    cfg = _detector_config(backend, None, multiscale, ep, sensitivity)
     code = run_audit(
         paths, options, cfg, as_json=as_json, write=typer.echo, console=Console(stderr=True, soft_wrap=True)
     )

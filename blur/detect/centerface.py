@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from blur.config import DetectorConfig
-from blur.detect.multiscale import BIG_FACE_PX, Pass, plan_passes
+from blur.detect.multiscale import Pass, plan_passes
 from blur.errors import BackendUnavailableError, DetectionError, ModelError
 from blur.types import Detections, Frame, nms
 
@@ -208,6 +208,7 @@ class CenterFaceDetector:
         """Whether several threads may call it at once (ONNX Runtime sessions allow it; OpenCV's network does not)."""
         self.threshold = cfg.threshold  # None: each pass uses its tuned threshold
         self.multiscale = cfg.multiscale
+        self.sensitivity = cfg.sensitivity
 
     def infer(self, images: list[Frame], threshold: float) -> list[Detections]:
         """Run the network once on equal-size images, returning boxes in their own pixels."""
@@ -221,7 +222,7 @@ class CenterFaceDetector:
     def detect(self, frame: Frame) -> Detections:
         """Return faces in one RGB frame."""
         h, w = frame.shape[:2]
-        passes = plan_passes(w, h, multiscale=self.multiscale, threshold=self.threshold)
+        passes = plan_passes(w, h, multiscale=self.multiscale, threshold=self.threshold, sensitivity=self.sensitivity)
         found = [self._run_pass(frame, p) for p in passes]
         return nms(Detections.concat(found), NMS_IOU).clipped(w, h)
 
@@ -230,7 +231,7 @@ class CenterFaceDetector:
         if not frames:
             return []
         h, w = frames[0].shape[:2]
-        passes = plan_passes(w, h, multiscale=self.multiscale, threshold=self.threshold)
+        passes = plan_passes(w, h, multiscale=self.multiscale, threshold=self.threshold, sensitivity=self.sensitivity)
         if any(f.shape != frames[0].shape for f in frames) or len(passes) != 1 or passes[0].tiles:
             return [self.detect(f) for f in frames]
         p = passes[0]
@@ -239,30 +240,25 @@ class CenterFaceDetector:
         return [nms(d.scaled(1 / p.scale), NMS_IOU).clipped(w, h) for d in dets]
 
     def _run_pass(self, frame: Frame, p: Pass) -> Detections:
+        """One pass over `frame` with its size rules (see `Pass.keep`); boxes in frame pixels."""
         image = _resize(frame, p.scale)
         if not p.tiles:
-            return self._run_whole(image, p)
-        crops = [image[y0:y1, x0:x1] for (x0, y0, x1, y1) in p.tiles]
-        found: list[Detections] = []
-        for start in range(0, len(crops), p.batch):
-            chunk = crops[start : start + p.batch]
-            tiles = p.tiles[start : start + p.batch]
-            same = all(c.shape == chunk[0].shape for c in chunk)
-            groups = [chunk] if same else [[c] for c in chunk]
-            results = [d for g in groups for d in self.infer(g, p.threshold)]
-            for (x0, y0, _x1, _y1), dets in zip(tiles, results, strict=True):
-                found.append(dets.shifted(x0, y0))
-        return Detections.concat(found).scaled(1 / p.scale)
-
-    def _run_whole(self, image: Frame, p: Pass) -> Detections:
-        """An untiled pass over `image` (the frame scaled by `p.scale`) with its size rules; boxes in frame pixels."""
-        floor = p.threshold if p.big_threshold is None else min(p.threshold, p.big_threshold)
-        dets = self.infer([image], floor)[0].scaled(1 / p.scale)
+            dets = self.infer([image], p.floor)[0]
+        else:
+            crops = [image[y0:y1, x0:x1] for (x0, y0, x1, y1) in p.tiles]
+            found: list[Detections] = []
+            for start in range(0, len(crops), p.batch):
+                chunk = crops[start : start + p.batch]
+                tiles = p.tiles[start : start + p.batch]
+                same = all(c.shape == chunk[0].shape for c in chunk)
+                groups = [chunk] if same else [[c] for c in chunk]
+                results = [d for g in groups for d in self.infer(g, p.floor)]
+                for (x0, y0, _x1, _y1), dets in zip(tiles, results, strict=True):
+                    found.append(dets.shifted(x0, y0))
+            dets = Detections.concat(found)
+        dets = dets.scaled(1 / p.scale)
         side = np.maximum(dets.xyxy[:, 2] - dets.xyxy[:, 0], dets.xyxy[:, 3] - dets.xyxy[:, 1])
-        keep = dets.score >= p.threshold
-        if p.big_threshold is not None:
-            keep |= side >= BIG_FACE_PX
-        return dets[keep & (side >= p.min_side)]
+        return dets[p.keep(side, dets.score)]
 
 
 def _resize(frame: Frame, scale: float) -> Frame:
