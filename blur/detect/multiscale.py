@@ -45,12 +45,17 @@ On the small pictures:
   (640 px) found nothing more on the frontier, so the 2× pass goes; 5× on 416 px finds more faces
   under 10 px but fewer of 10-20 px, for 60 % more work;
 - the native pass for boxes of `NATIVE_MIN_PX` and more stays (large faces: 40-80 px recall 0.977 ->
-  0.988 on 416 px copies) but from 0.3: at 0.15 a false 30 px box hides 1 % of a 416 px picture;
+  0.988 on 416 px copies) but from 0.3: at 0.15 a false 30 px box hides 1 % of a 416 px picture. On
+  640 px copies its boxes of `BIG_FACE_PX` and more count from 0.15 (40-80 px faces 0.969 -> 0.987,
+  about 2 faces in 581 photos, for 0.13 % more changed, paid for with firmer thresholds under 10 px:
+  recall all 0.920 -> 0.901 at 0.973 for 10 px and more, 1.42 % changed);
 - no coarse pass under `COARSE_MIN_SIDE`;
 - tried and not kept: a low threshold only where a second scale confirms the box (+0.01 recall at
   equal damage, for a 2× pass more), dropping boxes on flat patches (grey spread under 8: no better
   than a higher threshold), a firmer NMS (IoU 0.1-0.2, or suppressing boxes centred in a stronger
-  one: under 0.05 % less damage).
+  one: under 0.05 % less damage); at 1 MP, thresholds by size (0.12 under 28 px, 0.25 to 40 px, 0.5
+  above) gave 0.961 / 0.977 for 1.47 % against 0.952 / 0.973 for 1.44 %, but 40-80 px faces 0.989 ->
+  0.985, so the 1 MP plan keeps its single threshold.
 
 `Sensitivity.high` multiplies every threshold of the plan by `HIGH_FACTOR` (`HIGH_SMALL_FACTOR` under
 1 MP): the frontier's best recall with at most 3 % of non-face pixels changed, per size set.
@@ -111,16 +116,23 @@ class Anchor:
     """Detail-pass thresholds for boxes under each of BAND_SIDES, then for larger boxes."""
     native: float
     """The native pass (boxes of NATIVE_MIN_PX and more) of pictures upscaled more than DETAIL_MAX_SCALE."""
+    native_big: float
+    """The same pass's boxes of BIG_FACE_PX and more."""
 
     def scaled(self, factor: float) -> Anchor:
         """Every threshold multiplied by `factor` (at most 0.95)."""
-        return Anchor(self.up, tuple(_capped(t * factor) for t in self.bands), _capped(self.native * factor))
+        return Anchor(
+            self.up,
+            tuple(_capped(t * factor) for t in self.bands),
+            _capped(self.native * factor),
+            _capped(self.native_big * factor),
+        )
 
 
 ANCHORS = (
-    Anchor(2.0, (DETAIL_THRESHOLD,) * (len(BAND_SIDES) + 1), NATIVE_THRESHOLD),
-    Anchor(3.0, (0.1, 0.13, 0.11, 0.15, 0.27, 0.35), 0.3),
-    Anchor(4.0, (0.14, 0.2, 0.12, 0.18, 0.27, 0.4), 0.3),
+    Anchor(2.0, (DETAIL_THRESHOLD,) * (len(BAND_SIDES) + 1), NATIVE_THRESHOLD, NATIVE_THRESHOLD),
+    Anchor(3.0, (0.12, 0.15, 0.11, 0.15, 0.27, 0.35), 0.3, 0.15),
+    Anchor(4.0, (0.14, 0.2, 0.12, 0.18, 0.27, 0.4), 0.3, 0.3),
 )
 """Measured on the benchdata photos as 640 px copies (detail scale 3) and 416 px copies (scale 4); at
 scale 2 and below (photos of about 1 MP and more) the single threshold tuned on the 1 MP photos."""
@@ -236,7 +248,7 @@ class Preset:
             return round(a + w * (b - a), 4)
 
         bands = tuple(mix(a, b) for a, b in zip(lo.bands, hi.bands, strict=True))
-        return Anchor(up, bands, mix(lo.native, hi.native))
+        return Anchor(up, bands, mix(lo.native, hi.native), mix(lo.native_big, hi.native_big))
 
 
 HIGH_FACTOR = 0.72
@@ -245,7 +257,7 @@ best recall with at most 3 % of non-face pixels changed (581 benchdata photos, r
 0.987 at 10 px and more for 2.85 %, normal 0.952 / 0.973 for 1.44 %; see benchmarks/frontier.py)."""
 HIGH_SMALL_FACTOR = 0.64
 """The same for pictures under 1 MP (`ANCHORS` above 2×): 416 px copies 0.867 / 0.978 for 2.93 %
-(normal 0.764 / 0.960 for 1.50 %), 640 px copies 0.965 / 0.989 for 2.86 % (normal 0.920 / 0.974, 1.47 %)."""
+(normal 0.764 / 0.960 for 1.50 %), 640 px copies 0.954 / 0.989 for 2.77 % (normal 0.901 / 0.973, 1.42 %)."""
 PRESETS: dict[Sensitivity, Preset] = {
     Sensitivity.normal: Preset(),
     Sensitivity.high: Preset().scaled(HIGH_FACTOR, HIGH_SMALL_FACTOR),
@@ -309,6 +321,10 @@ def _plan(width: int, height: int, *, multiscale: bool, threshold: float | None,
         # Only the tuned plan: an explicit threshold (the verifier, video, --threshold) means what it says.
         passes = [replace(p, big_threshold=preset.big_face) if not p.tiles and p.scale <= 1.0 else p for p in passes]
         if passes[0].scale > 1.0 and not passes[0].tiles:
-            native = preset.at(up).native if up > DETAIL_MAX_SCALE else preset.native
-            passes.insert(1, Pass(whole_scale, native, min_side=NATIVE_MIN_PX))
+            if up > DETAIL_MAX_SCALE:
+                a = preset.at(up)
+                big = a.native_big if a.native_big < a.native else None
+                passes.insert(1, Pass(whole_scale, a.native, big_threshold=big, min_side=NATIVE_MIN_PX))
+            else:
+                passes.insert(1, Pass(whole_scale, preset.native, min_side=NATIVE_MIN_PX))
     return passes
