@@ -224,8 +224,11 @@ class TestMaskOutlines:
 
     def test_outline_of_blur_fill_is_not_reported(self, tmp_path: Path, astro: np.ndarray, engine, runner) -> None:
         """blur's fill over the astronaut's face: at --face-threshold 0.3 the detector fires on the filled
-        ellipse (a box mostly on black fill); the audit repaints the fill, looks again and reports nothing."""
-        out = anonymize_frame(astro, engine.detector.detect(astro), engine).frame
+        ellipse (a box mostly on black fill); the audit repaints the fill, looks again and reports nothing.
+        The portrait is enlarged to 1024 px, where the 1 MP plan runs: at 512 px the small-picture plan
+        no longer fires on the fill."""
+        big = cv2.resize(astro, (1024, 1024), interpolation=cv2.INTER_CUBIC)
+        out = anonymize_frame(big, engine.detector.detect(big), engine).frame
         plain = engine.detector.detect(out)
         plain = plain[plain.score >= 0.3]
         assert len(plain) and all(suspect(out, b) for b in plain.xyxy), "the outline case no longer arises here"
