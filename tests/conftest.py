@@ -19,6 +19,20 @@ ASTRO_FACE = (175, 54, 275, 180)
 """The astronaut's face (x1, y1, x2, y2) in scikit-image's 512×512 portrait."""
 
 
+def face_oval(box: tuple[int, int, int, int], shape: tuple[int, ...]) -> np.ndarray:
+    """The face itself: the ellipse inscribed in a labelled face box, as a boolean mask of `shape[:2]`.
+    The box's corners are hair, neck and background; a face is oval."""
+    x1, y1, x2, y2 = box
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    cx, cy, ax, ay = (x1 + x2) / 2, (y1 + y2) / 2, (x2 - x1) / 2, (y2 - y1) / 2
+    return np.asarray(((xx + 0.5 - cx) / ax) ** 2 + ((yy + 0.5 - cy) / ay) ** 2 <= 1.0)
+
+
+def oval_filled(pixels: np.ndarray, box: tuple[int, int, int, int]) -> bool:
+    """Whether every pixel of the face oval of `box` is the black fill."""
+    return bool((pixels[face_oval(box, pixels.shape)] == 0).all())
+
+
 @pytest.fixture(scope="session", autouse=True)
 def private_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Point the user state directory at a temporary folder for the whole session (module fixtures

@@ -11,11 +11,12 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from blur.anonymize.mask import HEAD_LIFT
 from blur.batch.state import default_state_dir
 from blur.batch.workfiles import JOURNAL_NAME
 from blur.cli import app
 from blur.sample import SAMPLE_COMMENT, SAMPLE_SERIAL, crowd, jpeg_with_metadata, png_with_text
-from tests.conftest import ASTRO_FACE, faces_in, ssim_gray, tree_hashes
+from tests.conftest import ASTRO_FACE, faces_in, oval_filled, ssim_gray, tree_hashes
 
 PLANTED = [
     b"SampleCam",
@@ -62,27 +63,33 @@ class TestFaceHidden:
         assert len(faces_in(plain_engine, astro, ASTRO_FACE)) == 1, "the detector must see the original face"
         assert len(faces_in(plain_engine, result, ASTRO_FACE, min_iou=0.05)) == 0
 
-    def test_fill_covers_every_face_pixel(self, tmp_path, runner, astro):
-        """In fill mode no original pixel of the face box survives: it is all the fill colour."""
+    def test_fill_covers_every_face_pixel(self, tmp_path, runner, astro, engine):
+        """In fill mode no original pixel of the face survives: the face oval is all the fill colour, and
+        so is the box blur detected."""
         src = tmp_path / "astro.png"
         Image.fromarray(astro).save(src)
         code, out = _anonymize(runner, str(src), "-o", str(tmp_path / "out"))
         assert code == 0, out
         result = _read(tmp_path / "out" / "astro.png")
-        x1, y1, x2, y2 = ASTRO_FACE
+        assert oval_filled(result, ASTRO_FACE)
+        found = engine.detector.detect(astro)
+        assert len(found) == 1
+        x1, y1, x2, y2 = (int(v) for v in found.xyxy[0])
         assert (result[y1:y2, x1:x2] == 0).all()
 
-    def test_mask_reaches_beyond_the_box(self, tmp_path, runner, astro, plain_engine):
-        """The mask covers the detector box grown 1.3× (forehead, chin, ears), not just the box."""
+    def test_mask_reaches_beyond_the_box(self, tmp_path, runner, astro, engine):
+        """The mask covers the head, not just the detector's box: ears and forehead (the box grown 1.3×)
+        and below the chin (the mask is lifted towards the forehead by HEAD_LIFT, so 1.3× less that)."""
         src = tmp_path / "astro.png"
         Image.fromarray(astro).save(src)
         _anonymize(runner, str(src), "-o", str(tmp_path / "out"))
         result = _read(tmp_path / "out" / "astro.png")
-        box = plain_engine.detector.detect(astro).xyxy[0]
+        box = engine.detector.detect(astro).xyxy[0]
         cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
         hw, hh = (box[2] - box[0]) * 1.3 / 2, (box[3] - box[1]) * 1.3 / 2
-        # The four extreme points of the 1.3× box's inscribed ellipse are all filled.
-        for x, y in [(cx - hw + 2, cy), (cx + hw - 2, cy), (cx, cy - hh + 2), (cx, cy + hh - 2)]:
+        below = (box[3] - box[1]) * (1.3 / 2 - HEAD_LIFT)
+        assert cy + below > box[3] + 5, "the point below the chin lies outside the box"
+        for x, y in [(cx - hw + 2, cy), (cx + hw - 2, cy), (cx, cy - hh + 2), (cx, cy + below - 2)]:
             assert (result[int(y), int(x)] == 0).all(), (x, y)
 
     def test_pixels_away_from_faces_unchanged(self, tmp_path, runner, astro):
@@ -295,8 +302,7 @@ class TestFormats:
             assert image.mode == "RGBA"
             result = np.asarray(image)
         assert (result[..., 3] == 200).all()
-        x1, y1, x2, y2 = ASTRO_FACE
-        assert (result[y1:y2, x1:x2, :3] == 0).all()
+        assert oval_filled(result[..., :3], ASTRO_FACE)
 
 
 class TestBackends:

@@ -18,6 +18,7 @@ from blur.detect.multiscale import (
     BAND_SIDES,
     DETAIL_BUDGET_PX,
     NATIVE_MIN_PX,
+    WHOLE_IMAGE_LIMIT_PX,
     Pass,
     plan_passes,
 )
@@ -53,6 +54,16 @@ class TestPlanBySize:
         """A 640 px copy gets a 3× detail pass (between the web copy's 4× and 1 MP's 2×) and no coarse pass."""
         assert _shape(plan_passes(*SMALL)) == [(3.0, 0, 0.0), (1.0, 0, NATIVE_MIN_PX)]
         assert _shape(plan_passes(480, 640)) == _shape(plan_passes(*SMALL))
+
+    @pytest.mark.parametrize("size", [(512, 512), (600, 600), (480, 640), (700, 560), (900, 300)])
+    def test_small_pictures_of_any_shape_stay_untiled(self, size):
+        """Square and portrait pictures under 1 MP keep one untiled detail pass (above 2×, with thresholds by
+        face size): tiles at 3.75× would cut a 512 px square's larger faces into fragments."""
+        plan = plan_passes(*size)
+        detail = plan[0]
+        assert detail.scale > 2.0 and not detail.tiles and detail.bands, _shape(plan)
+        assert round(size[0] * detail.scale) * round(size[1] * detail.scale) <= WHOLE_IMAGE_LIMIT_PX
+        assert not any(p.tiles for p in plan)
 
     def test_upscale_grows_as_the_picture_shrinks(self):
         """Between 300 px and 1 MP the detail scale never falls as the picture shrinks, reaches 4× on web

@@ -202,8 +202,13 @@ def tile_grid(
 def detail_scale(width: int, height: int) -> float:
     """Upscale factor of the detail pass: keeps its work near DETAIL_BUDGET_PX, between 1× and 2× for
     photos of 1 MP and more, up to SMALL_MAX_SCALE for smaller pictures (long side up to SMALL_DETAIL_SIDE)."""
-    cap = max(DETAIL_MAX_SCALE, min(SMALL_MAX_SCALE, SMALL_DETAIL_SIDE / max(1, width, height)))
-    return max(1.0, min(cap, math.sqrt(DETAIL_BUDGET_PX / max(1, width * height))))
+    area = max(1, width * height)
+    untiled = math.floor(100 * math.sqrt(WHOLE_IMAGE_LIMIT_PX / area)) / 100
+    small = min(SMALL_MAX_SCALE, SMALL_DETAIL_SIDE / max(1, width, height), untiled)
+    # Small pictures keep an untiled detail pass (the plan measured on them): a 512 px square at 3.75×
+    # would need tiles, which cut its larger faces into fragments.
+    cap = max(DETAIL_MAX_SCALE, small)
+    return max(1.0, min(cap, math.sqrt(DETAIL_BUDGET_PX / area)))
 
 
 @dataclass(frozen=True, slots=True)
