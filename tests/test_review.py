@@ -165,7 +165,12 @@ def test_page_renders_in_headless_chromium(reviewed: tuple[Path, Path, str], tmp
             page = browser.new_page(viewport={"width": 1400, "height": 6000})
             page.goto((moved / "pages" / "review.html").as_uri())
             page.wait_for_load_state("load")
-            page.wait_for_function("Array.from(document.images).every(i => i.complete)", timeout=20000)
+            # The page's CSP forbids eval, which wait_for_function's polling of a string uses once the first
+            # check fails (seen under load): poll from here with evaluate instead.
+            for _ in range(200):
+                if page.evaluate("Array.from(document.images).every(i => i.complete)"):
+                    break
+                page.wait_for_timeout(100)
             widths = page.evaluate("Array.from(document.images).map(i => i.naturalWidth)")
             shot = page.screenshot(full_page=True)
         finally:
