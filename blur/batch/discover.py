@@ -38,6 +38,11 @@ def _classify(source: Path) -> tuple[Plan, Sniffed, str]:
         actual = sniff(source)
     except OSError as exc:
         return Plan.fail, claimed, f"cannot read: {exc.strerror or exc}"
+    return verdict(claimed, actual)
+
+
+def verdict(claimed: Sniffed, actual: Sniffed) -> tuple[Plan, Sniffed, str]:
+    """Process, skip or fail a file from what its extension claims and what its first bytes are."""
     if claimed.kind is Kind.unsupported:
         if actual.kind is Kind.unsupported:
             return Plan.skip, actual, "not a supported photo or video"

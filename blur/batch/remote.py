@@ -18,13 +18,13 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from blur.batch.discover import discover, finish_jobs
+from blur.batch.discover import discover, finish_jobs, verdict
 from blur.batch.state import APP_FOLDER, StateDir, _private_dir, user_state_home
 from blur.batch.workfiles import is_sidecar
 from blur.corrections import FOLDER_SIDECAR, SIDECAR_SUFFIX
 from blur.errors import BlurError
 from blur.jobs import Job, Plan, Remote
-from blur.media.kinds import Kind, Sniffed, extension_kind, formats_agree, sniff_bytes
+from blur.media.kinds import Kind, Sniffed, extension_kind, sniff_bytes
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
@@ -208,16 +208,7 @@ def _unsafe(rel: str) -> str | None:
 def _classify(listed: _Listed, head: bytes) -> tuple[Plan, Sniffed, str]:
     """Process, skip or fail a listed object, from its extension and its first bytes (as `discover` does)."""
     name = Path(PurePosixPath(listed.rel).name)
-    claimed, actual = extension_kind(name), sniff_bytes(head)
-    if claimed.kind is Kind.unsupported:
-        if actual.kind is Kind.unsupported:
-            return Plan.skip, actual, "not a supported photo or video"
-        return Plan.process, actual, ""
-    if actual.kind is Kind.unsupported:
-        return Plan.fail, claimed, f"content is not {claimed.format} as its extension says (unrecognised data)"
-    if not formats_agree(claimed, actual):
-        return Plan.fail, claimed, f"content is {actual.format} but the extension says {claimed.format}"
-    return Plan.process, actual, ""
+    return verdict(extension_kind(name), sniff_bytes(head))
 
 
 def _heads(urls: list[str]) -> dict[str, bytes | Exception]:

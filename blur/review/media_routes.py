@@ -167,16 +167,24 @@ async def frame_view(request: Request) -> Response:
     return await _jpeg(request, _frame)
 
 
-def video_view(request: Request) -> Response:
-    """A video's timeline: each frame's time, the scene cuts and the tracks."""
+def _video_record(request: Request) -> tuple[ReviewState, ReviewFile, VideoRecord] | Response:
+    """The review state, the video file the request names and its detection record, or the error response."""
     item = _item(request)
     if item is None or item.result.kind != "video":
         return PlainTextResponse("not found", 404)
     state = _state(request)
     try:
-        record = _record(state, item)
+        return state, item, _record(state, item)
     except (BlurError, BadQuery) as exc:
         return JSONResponse({"error": str(exc)}, 422)
+
+
+def video_view(request: Request) -> Response:
+    """A video's timeline: each frame's time, the scene cuts and the tracks."""
+    found = _video_record(request)
+    if isinstance(found, Response):
+        return found
+    state, item, record = found
     return JSONResponse(
         {
             "times": times_list(record.times),
@@ -189,14 +197,10 @@ def video_view(request: Request) -> Response:
 
 def frame_masks_view(request: Request) -> Response:
     """The track boxes masked on one frame (and the detections found on it)."""
-    item = _item(request)
-    if item is None or item.result.kind != "video":
-        return PlainTextResponse("not found", 404)
-    state = _state(request)
-    try:
-        record = _record(state, item)
-    except (BlurError, BadQuery) as exc:
-        return JSONResponse({"error": str(exc)}, 422)
+    video = _video_record(request)
+    if isinstance(video, Response):
+        return video
+    state, _, record = video
     index = int(request.path_params["index"])
     if index >= record.frames:
         return PlainTextResponse("no such frame", 404)
